@@ -1,0 +1,31 @@
+"""Errors raised by adapters: whose fault it is and whether a retry can help."""
+
+from __future__ import annotations
+
+
+class AdapterError(Exception):
+    """A failure at an adapter boundary (storage, model service, vector store, database).
+
+    ``retriable`` says whether the same call may succeed later (timeouts, 429, 5xx);
+    ``is_input_error`` says the caller sent something wrong and retrying cannot help.
+    """
+
+    def __init__(self, message: str, *, retriable: bool = False, is_input_error: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.retriable = retriable
+        self.is_input_error = is_input_error
+
+
+class ConfigError(AdapterError, ValueError):
+    """Bad or missing connection settings; never retried."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retriable=False, is_input_error=True)
+
+
+class NotFoundError(AdapterError, LookupError):
+    """A dataset, version, file meta, job or object that does not exist."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retriable=False, is_input_error=True)

@@ -1,0 +1,51 @@
+"""PostgreSQL through psycopg 3: the production metadata store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from .store import MetadataStore
+
+
+class PostgresMetadataStore(MetadataStore):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str):
+        conn = psycopg.connect(dsn, autocommit=True)
+        self.dsn = dsn
+        super().__init__(conn)
+
+    def _sql(self, sql: str) -> str:
+        # Store SQL uses "?" and contains no literal "%" or "?"; compiled queries from the
+        # query engine already use "%(name)s" and pass through unchanged.
+        return sql.replace("?", "%s")
+
+    def _encode_tags(self, tags: Sequence[str]) -> list[str]:
+        return list(tags)
+
+    def _decode_tags(self, value: Any) -> list[str]:
+        return list(value or [])
+
+    def _encode_json(self, value: dict[str, Any]) -> Jsonb:
+        return Jsonb(value)
+
+    def _decode_json(self, value: Any) -> dict[str, Any]:
+        return dict(value or {})
+
+    def _in_list(self, column: str) -> str:
+        return f"{column} = ANY(?)"
+
+    def _list_param(self, values: Sequence[Any]) -> list[Any]:
+        return list(values)
+
+    def _schema_version(self) -> int:
+        row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def executemany(self, sql, rows) -> None:  # type: ignore[override]
+        with self._lock, self._conn.cursor() as cur:
+            cur.executemany(self._sql(sql), list(rows))

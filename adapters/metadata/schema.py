@@ -1,0 +1,208 @@
+"""The metadata schema, one logical design for two engines, migrated forward by version.
+
+Times are BIGINT UTC epoch milliseconds in both engines so comparisons mean the same thing.
+Tag groups are ``text[]`` with GIN indexes on PostgreSQL; SQLite keeps JSON arrays plus a
+``file_tags`` side table (maintained by triggers) because ``json_each`` scans cannot use an index.
+``*_folded`` columns hold ``str.casefold()`` of searchable text, computed on write, so ``:``
+matching is identical on every backend and can use a trigram index on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+# Columns shared by both engines; {json}, {tags}, {pk}, {bigint} differ per dialect.
+_FILE_METAS = """
+CREATE TABLE file_metas (
+    pk {pk},
+    file_meta_id TEXT NOT NULL UNIQUE,
+    dataset_id TEXT NOT NULL,
+    dataset_version TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    file_dir TEXT NOT NULL,
+    file_name_folded TEXT NOT NULL,
+    file_dir_folded TEXT NOT NULL,
+    data_size {bigint},
+    file_fingerprint TEXT,
+    file_create_time {bigint},
+    file_update_time {bigint},
+    file_type TEXT,
+    content_type TEXT,
+    meta_attributes {json} NOT NULL DEFAULT {empty_obj},
+    comment TEXT,
+    description TEXT,
+    description_folded TEXT,
+    tags_ai {tags} NOT NULL DEFAULT {empty_tags},
+    tags_user {tags} NOT NULL DEFAULT {empty_tags},
+    tags_user_delete_ai {tags} NOT NULL DEFAULT {empty_tags},
+    tags_all {tags} NOT NULL DEFAULT {empty_tags},
+    tag_job_id TEXT,
+    tag_update_time {bigint},
+    semantic_index_job_id TEXT,
+    semantic_index_update_time {bigint},
+    sync_time {bigint},
+    status TEXT NOT NULL DEFAULT 'ACTIVE',
+    tagged_fingerprint TEXT,
+    indexed_fingerprint TEXT,
+    UNIQUE (dataset_id, dataset_version, uri)
+)"""
+
+_COMMON = [
+    """CREATE TABLE datasets (
+        dataset_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        uri TEXT NOT NULL,
+        edition TEXT NOT NULL DEFAULT 'ADVANCED',
+        description TEXT,
+        create_time {bigint} NOT NULL,
+        update_time {bigint} NOT NULL
+    )""",
+    """CREATE TABLE dataset_versions (
+        dataset_id TEXT NOT NULL REFERENCES datasets(dataset_id),
+        version_name TEXT NOT NULL,
+        version_number INTEGER NOT NULL,
+        uri TEXT,
+        source_type TEXT NOT NULL DEFAULT 'STORAGE',
+        description TEXT,
+        create_time {bigint} NOT NULL,
+        update_time {bigint} NOT NULL,
+        PRIMARY KEY (dataset_id, version_name)
+    )""",
+    _FILE_METAS,
+    "CREATE INDEX file_metas_scope ON file_metas (dataset_id, dataset_version, status, pk)",
+    "CREATE INDEX file_metas_update_time ON file_metas (dataset_id, dataset_version, file_update_time)",
+    "CREATE INDEX file_metas_data_size ON file_metas (dataset_id, dataset_version, data_size)",
+    "CREATE INDEX file_metas_tag_time ON file_metas (dataset_id, dataset_version, tag_update_time)",
+    "CREATE INDEX file_metas_name ON file_metas (dataset_id, dataset_version, file_name)",
+    """CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        dataset_id TEXT NOT NULL,
+        dataset_version TEXT NOT NULL,
+        job_action TEXT NOT NULL,
+        job_mode TEXT NOT NULL DEFAULT 'Full',
+        job_spec TEXT NOT NULL DEFAULT '{{}}',
+        description TEXT,
+        status TEXT NOT NULL DEFAULT 'Pending',
+        total_file_count {bigint} NOT NULL DEFAULT 0,
+        completed_file_count {bigint} NOT NULL DEFAULT 0,
+        failed_file_count {bigint} NOT NULL DEFAULT 0,
+        result TEXT NOT NULL DEFAULT '{{}}',
+        create_time {bigint} NOT NULL,
+        start_time {bigint},
+        finish_time {bigint}
+    )""",
+    "CREATE INDEX jobs_scope ON jobs (dataset_id, dataset_version, create_time)",
+    """CREATE TABLE job_logs (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        log_time {bigint} NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    )""",
+    # Per-file outcome of a job, committed as it happens so a killed job can resume.
+    """CREATE TABLE job_files (
+        job_id TEXT NOT NULL,
+        file_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        update_time {bigint} NOT NULL,
+        PRIMARY KEY (job_id, file_key)
+    )""",
+    "CREATE INDEX job_files_state ON job_files (job_id, state)",
+    """CREATE TABLE prompts (
+        prompt_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        guide_prompt TEXT NOT NULL DEFAULT '',
+        tag_definitions TEXT NOT NULL,
+        description TEXT,
+        revision INTEGER NOT NULL DEFAULT 1,
+        create_time {bigint} NOT NULL,
+        modify_time {bigint} NOT NULL
+    )""",
+]
+
+_SQLITE_ONLY = [
+    """CREATE TABLE file_tags (
+        file_pk INTEGER NOT NULL,
+        grp TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (grp, tag, file_pk)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX file_tags_file ON file_tags (file_pk)",
+    # Most scanned files have no tags yet: the WHEN clause keeps their inserts cheap.
+    """CREATE TRIGGER file_tags_insert AFTER INSERT ON file_metas
+    WHEN NEW.tags_ai != '[]' OR NEW.tags_user != '[]' OR NEW.tags_user_delete_ai != '[]'
+    BEGIN
+        INSERT OR IGNORE INTO file_tags (file_pk, grp, tag)
+            SELECT NEW.pk, 'ai', value FROM json_each(NEW.tags_ai)
+            UNION ALL SELECT NEW.pk, 'user', value FROM json_each(NEW.tags_user)
+            UNION ALL SELECT NEW.pk, 'user-delete-ai-tags', value FROM json_each(NEW.tags_user_delete_ai)
+            UNION ALL SELECT NEW.pk, 'all', value FROM json_each(NEW.tags_all);
+    END""",
+    """CREATE TRIGGER file_tags_update
+    AFTER UPDATE OF tags_ai, tags_user, tags_user_delete_ai, tags_all ON file_metas BEGIN
+        DELETE FROM file_tags WHERE file_pk = OLD.pk;
+        INSERT OR IGNORE INTO file_tags (file_pk, grp, tag)
+            SELECT NEW.pk, 'ai', value FROM json_each(NEW.tags_ai)
+            UNION ALL SELECT NEW.pk, 'user', value FROM json_each(NEW.tags_user)
+            UNION ALL SELECT NEW.pk, 'user-delete-ai-tags', value FROM json_each(NEW.tags_user_delete_ai)
+            UNION ALL SELECT NEW.pk, 'all', value FROM json_each(NEW.tags_all);
+    END""",
+    """CREATE TRIGGER file_tags_delete AFTER DELETE ON file_metas BEGIN
+        DELETE FROM file_tags WHERE file_pk = OLD.pk;
+    END""",
+]
+
+# The server can afford an index for every range the DSL allows; the embedded default keeps
+# its inserts cheap (each index costs a few microseconds per scanned file).
+_POSTGRES_ONLY = [
+    "CREATE INDEX file_metas_create_time ON file_metas (dataset_id, dataset_version, file_create_time)",
+    "CREATE INDEX file_metas_sync_time ON file_metas (dataset_id, dataset_version, sync_time)",
+    """CREATE INDEX file_metas_index_time
+        ON file_metas (dataset_id, dataset_version, semantic_index_update_time)""",
+    "CREATE INDEX file_metas_dir ON file_metas (dataset_id, dataset_version, file_dir)",
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX file_metas_tags_ai ON file_metas USING GIN (tags_ai)",
+    "CREATE INDEX file_metas_tags_user ON file_metas USING GIN (tags_user)",
+    "CREATE INDEX file_metas_tags_all ON file_metas USING GIN (tags_all)",
+    "CREATE INDEX file_metas_name_trgm ON file_metas USING GIN (file_name_folded gin_trgm_ops)",
+    "CREATE INDEX file_metas_dir_trgm ON file_metas USING GIN (file_dir_folded gin_trgm_ops)",
+    """CREATE INDEX file_metas_description_trgm
+        ON file_metas USING GIN (description_folded gin_trgm_ops)""",
+]
+
+_TYPES = {
+    "sqlite": {
+        "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "bigint": "INTEGER",
+        "json": "TEXT",
+        "empty_obj": "'{}'",
+        "tags": "TEXT",
+        "empty_tags": "'[]'",
+    },
+    "postgres": {
+        "pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "bigint": "BIGINT",
+        "json": "JSONB",
+        "empty_obj": "'{}'::jsonb",
+        "tags": "TEXT[]",
+        "empty_tags": "'{}'::text[]",
+    },
+}
+
+
+def _v1(dialect: str) -> list[str]:
+    extra = _SQLITE_ONLY if dialect == "sqlite" else _POSTGRES_ONLY
+    return [s.format(**_TYPES[dialect]) for s in _COMMON] + extra
+
+
+# Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
+MIGRATIONS = [_v1]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migration_statements(dialect: str, from_version: int) -> list[tuple[int, list[str]]]:
+    """The statements that bring a database at ``from_version`` up to ``SCHEMA_VERSION``."""
+    return [(i + 1, MIGRATIONS[i](dialect)) for i in range(from_version, SCHEMA_VERSION)]
