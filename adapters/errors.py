@@ -10,15 +10,24 @@ class AdapterError(Exception):
     ``is_input_error`` says the caller sent something wrong and retrying cannot help.
     """
 
-    def __init__(self, message: str, *, retriable: bool = False, is_input_error: bool = False):
+    def __init__(self, message: str, *, retriable: bool = False, is_input_error: bool = False,
+                 retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.retriable = retriable
         self.is_input_error = is_input_error
+        self.retry_after = retry_after  # seconds, when the service said (Retry-After)
 
 
 class ConfigError(AdapterError, ValueError):
     """Bad or missing connection settings; never retried."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retriable=False, is_input_error=True)
+
+
+class NotSupportedError(AdapterError, NotImplementedError):
+    """A valid request this adapter cannot serve (e.g. a text query to an image-only model)."""
 
     def __init__(self, message: str):
         super().__init__(message, retriable=False, is_input_error=True)

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
+import tempfile
+from pathlib import Path
 
-import psycopg
-import pytest
+# Airflow reads its configuration when first imported: point it at a throw-away home, the
+# repository's dags/ folder and an SQLite database before any test imports it.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="mmdm-airflow-")
+os.environ.update({
+    "AIRFLOW_HOME": _AIRFLOW_HOME,
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[1] / "dags"),
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+    "MMDM_WORKSPACE": os.path.join(_AIRFLOW_HOME, "mmdm-workspace"),
+})
 
-from adapters.metadata import MetadataStore, open_store
-from tests.fakes.fake_oss import FakeOss
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import psycopg  # noqa: E402
+import pytest  # noqa: E402
+
+from adapters.metadata import MetadataStore, open_store  # noqa: E402
+from tests.fakes.fake_oss import FakeOss  # noqa: E402
 
 # The PostgreSQL server the suite uses; CI starts the machine's server (see .ci/run).
 PG_ADMIN_DSN = os.environ.get("MMDM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,3 +71,12 @@ def fake_oss() -> Iterator[FakeOss]:
     server = FakeOss().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """Airflow's own metadata database, created once per test session."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return _AIRFLOW_HOME

@@ -197,8 +197,28 @@ def _v1(dialect: str) -> list[str]:
     return [s.format(**_TYPES[dialect]) for s in _COMMON] + extra
 
 
+def _v2(dialect: str) -> list[str]:
+    """Smart-tagging provenance: which job wrote which AI tags, so a job can be reverted.
+
+    One row per (file, tag definition): a newer job with the same definition replaces the
+    older one's tags; different definitions merge (PAI: ``ai`` holds the tags of all jobs).
+    """
+    t = _TYPES[dialect]
+    return [
+        f"""CREATE TABLE file_tag_sets (
+            file_pk {t['bigint']} NOT NULL,
+            prompt_id TEXT NOT NULL,
+            job_id TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            update_time {t['bigint']} NOT NULL,
+            PRIMARY KEY (file_pk, prompt_id)
+        )""",
+        "CREATE INDEX file_tag_sets_job ON file_tag_sets (job_id)",
+    ]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1]
+MIGRATIONS = [_v1, _v2]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

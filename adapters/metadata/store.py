@@ -20,6 +20,7 @@ from ..ids import new_dataset_id, new_job_id, new_prompt_id
 from ..timeutil import now_ms
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
 from .schema import SCHEMA_VERSION, migration_statements
+from .work import JobWorkMixin
 
 _TAG_COLUMNS = ("tags_ai", "tags_user", "tags_user_delete_ai", "tags_all")
 _STORED_COLUMNS = (*FILE_META_COLUMNS, "tags_all", "file_name_folded", "file_dir_folded",
@@ -35,7 +36,7 @@ SCAN_COLUMNS = (
 FINAL_JOB_STATUSES = ("Succeeded", "PartialFailed", "Failed", "ManuallyStop")
 
 
-class MetadataStore:
+class MetadataStore(JobWorkMixin):
     """Base class; use :func:`adapters.metadata.open_store`."""
 
     dialect: str = ""

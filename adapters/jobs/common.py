@@ -1,0 +1,41 @@
+"""Helpers shared by the job kinds: opening or resuming a job record, reading images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import AdapterError
+from ..metadata import FileMeta, Job, MetadataStore
+from ..models.base import ImageInput
+from ..storage import OssConfig, UriReader
+
+
+def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *,
+             mode: str, spec: dict[str, Any], resume_job_id: str | None) -> Job:
+    """A new job, or the job to resume (which must be of the same action and dataset)."""
+    ds = store.get_dataset(dataset_id)
+    store.get_version(ds.dataset_id, version)
+    if mode not in ("Full", "Increment"):
+        raise AdapterError(f"JobMode must be Full or Increment, not {mode!r}", is_input_error=True)
+    if resume_job_id is None:
+        return store.create_job(ds.dataset_id, version, action, job_mode=mode, job_spec=spec)
+    job = store.get_job(resume_job_id)
+    if (job.job_action, job.dataset_id, job.dataset_version) != (action, ds.dataset_id, version):
+        raise AdapterError(f"job {resume_job_id} is a {job.job_action} job of "
+                           f"{job.dataset_id}/{job.dataset_version}", is_input_error=True)
+    store.append_job_log(job.job_id, "Job resumed")
+    return job
+
+
+class ImageLoader:
+    """Turns file metas into model inputs: bytes (sent as data URIs) or signed OSS URLs."""
+
+    def __init__(self, oss_config: OssConfig | None = None, *, signed_urls: bool = False):
+        self.reader = UriReader(oss_config)
+        self.signed_urls = signed_urls
+
+    def load(self, meta: FileMeta) -> ImageInput:
+        content_type = meta.content_type or "image/jpeg"
+        if self.signed_urls and meta.uri.startswith("oss://"):
+            return ImageInput(meta.uri, None, content_type, self.reader.signed_url(meta.uri))
+        return ImageInput(meta.uri, self.reader.read(meta.uri), content_type)

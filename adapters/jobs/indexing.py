@@ -1,0 +1,118 @@
+"""SemanticIndex jobs: embed a version's images into a vector store."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import AdapterError
+from ..metadata import FileMeta, MetadataStore
+from ..models.base import Embedder
+from ..progress import ProgressCallback
+from ..storage import OssConfig
+from ..vectors.base import VectorRecord, VectorStore
+from .common import ImageLoader, open_job
+from .runner import FileJobRunner, JobSummary, Outcome, RetryPolicy, call_with_retries, fail_job
+
+
+def default_index_set_id(dataset_id: str, version: str, model: str, dimension: int) -> str:
+    """One index set per version and embedding space: vectors of different models never mix."""
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", f"{dataset_id}:{version}:{model}:{dimension}")
+
+
+def run_index_job(
+    store: MetadataStore,
+    dataset_id: str,
+    version: str,
+    *,
+    embedder: Embedder,
+    vector_store: VectorStore,
+    index_set_id: str | None = None,
+    mode: str = "Increment",
+    max_concurrency: int = 5,
+    retry: RetryPolicy | None = None,
+    oss_config: OssConfig | None = None,
+    signed_urls: bool = False,
+    progress: ProgressCallback | None = None,
+    resume_job_id: str | None = None,
+    connection_ids: dict[str, str] | None = None,
+) -> JobSummary:
+    """Embed every file that needs it and upsert its vector; drop vectors of deleted files.
+
+    Upserts are keyed by (index set, file), so a redone unit never duplicates a vector.
+    """
+    ds = store.get_dataset(dataset_id)
+    if embedder.dimension != vector_store.dimension:
+        raise AdapterError(f"the embedding model gives {embedder.dimension}-d vectors but the "
+                           f"table {vector_store.table!r} holds {vector_store.dimension}-d",
+                           is_input_error=True)
+    index_set = index_set_id or default_index_set_id(ds.dataset_id, version, embedder.model,
+                                                     embedder.dimension)
+    spec = {"embeddingModel": embedder.model, "dimension": embedder.dimension,
+            "databaseTableName": vector_store.table, "indexSetId": index_set,
+            "concurrency": max_concurrency, "contentList": ["file"], **(connection_ids or {})}
+    if mode == "Increment" and resume_job_id is None and _index_set_changed(
+            store, ds.dataset_id, version, index_set):
+        mode = "Full"  # fingerprints say "indexed", but into another embedding space
+    job = open_job(store, ds.dataset_id, version, "SemanticIndex", mode=mode, spec=spec,
+                   resume_job_id=resume_job_id)
+    policy = retry or RetryPolicy()
+    loader = ImageLoader(oss_config, signed_urls=signed_urls)
+
+    def work(unit: list[FileMeta]) -> list[Outcome]:
+        images, loaded, out = [], [], []
+        for meta in unit:
+            try:
+                images.append(loader.load(meta))
+                loaded.append(meta)
+            except Exception as exc:
+                out.append((meta, exc))
+        if not loaded:
+            return out
+        try:
+            vectors = call_with_retries(lambda: embedder.embed_images(images), policy)
+        except Exception as exc:
+            return out + [(m, exc) for m in loaded]
+        records = [VectorRecord(index_set, m.file_meta_id, m.dataset_id, m.dataset_version,
+                                m.uri, v) for m, v in zip(loaded, vectors)
+                   if not isinstance(v, BaseException)]
+        try:
+            if records:
+                call_with_retries(lambda: vector_store.upsert(records), policy)
+        except Exception as exc:
+            return out + [(m, exc) for m in loaded]
+        return out + list(zip(loaded, vectors))
+
+    def commit(results: list[Outcome]) -> None:
+        store.mark_indexed(job.job_id, [m for m, _ in results])
+
+    try:
+        vector_store.ensure_table()
+        removed = _drop_deleted(store, vector_store, ds.dataset_id, version, index_set)
+        runner: FileJobRunner[Any] = FileJobRunner(
+            store, job, target="index", concurrency=max_concurrency,
+            unit_size=embedder.max_batch, progress=progress)
+        summary = runner.run(work, commit)
+    except BaseException as exc:
+        fail_job(store, job.job_id, exc)
+        raise
+    summary.extra |= {"IndexSetId": index_set, "RemovedVectors": removed}
+    return summary
+
+
+def _drop_deleted(store: MetadataStore, vector_store: VectorStore, dataset_id: str,
+                  version: str, index_set: str) -> int:
+    removed = 0
+    while batch := store.deleted_indexed_files(dataset_id, version):
+        vector_store.delete(index_set, [m.file_meta_id for m in batch])
+        store.clear_index_state([m.pk for m in batch if m.pk is not None])
+        removed += len(batch)
+    return removed
+
+
+def _index_set_changed(store: MetadataStore, dataset_id: str, version: str,
+                       index_set: str) -> bool:
+    for job in store.list_jobs(dataset_id, version, "SemanticIndex"):
+        if job.status in ("Succeeded", "PartialFailed", "ManuallyStop", "Running"):
+            return job.job_spec.get("indexSetId") != index_set
+    return False

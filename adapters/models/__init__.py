@@ -1,0 +1,1 @@
+"""Model clients: VLM taggers and multimodal embedders (DashScope, PAI-EAS GME, offline local)."""

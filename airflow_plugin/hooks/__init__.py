@@ -1,0 +1,1 @@
+"""Hooks: each turns an Airflow connection into an mmdm adapter. Secrets stay inside them."""

@@ -1,0 +1,68 @@
+"""The mmdm metadata store from an Airflow connection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from airflow.sdk import BaseHook
+
+from adapters.errors import ConfigError
+from adapters.metadata import MetadataStore, open_store
+
+DEFAULT_WORKSPACE = "mmdm-workspace"
+
+
+def workspace_dir() -> Path:
+    """The embedded defaults' folder (SQLite metadata, Milvus Lite, exports)."""
+    return Path(os.environ.get("MMDM_WORKSPACE", DEFAULT_WORKSPACE)).resolve()
+
+
+class MetadataStoreHook(BaseHook):
+    """Opens the metadata store.
+
+    The connection is either a ``postgres`` connection (the postgres provider's type: host,
+    port, login, password, schema = database) or an ``mmdm_metadata`` connection whose host
+    is an SQLite file path. Without a connection: ``MMDM_METADATA_URL``, else the embedded
+    SQLite file in the workspace.
+
+    :param metadata_conn_id: connection id; ``None`` for the embedded default.
+    """
+
+    conn_name_attr = "metadata_conn_id"
+    default_conn_name = "mmdm_metadata_default"
+    conn_type = "mmdm_metadata"
+    hook_name = "mmdm metadata store"
+
+    def __init__(self, metadata_conn_id: str | None = None):
+        super().__init__()
+        self.metadata_conn_id = metadata_conn_id
+        self._store: MetadataStore | None = None
+
+    def store_url(self) -> str:
+        if self.metadata_conn_id is None:
+            return os.environ.get("MMDM_METADATA_URL") or str(workspace_dir() / "metadata.db")
+        conn = self.get_connection(self.metadata_conn_id)
+        if conn.conn_type == "postgres":
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            uri = PostgresHook(postgres_conn_id=self.metadata_conn_id).get_uri()
+            return uri.replace("postgresql+psycopg://", "postgresql://", 1)
+        if conn.conn_type == "mmdm_metadata":
+            path = conn.host or conn.extra_dejson.get("path")
+            if not path:
+                raise ConfigError(f"connection {self.metadata_conn_id!r} needs the SQLite path "
+                                  "in its host field")
+            return str(path)
+        raise ConfigError(f"connection {self.metadata_conn_id!r} has type {conn.conn_type!r}; "
+                          "use postgres or mmdm_metadata")
+
+    def get_store(self) -> MetadataStore:
+        if self._store is None:
+            self._store = open_store(self.store_url())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

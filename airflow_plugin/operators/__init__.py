@@ -1,0 +1,1 @@
+"""Operators: one call into mmdm's job runners or query engine each, small JSON to XCom."""

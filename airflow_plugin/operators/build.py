@@ -1,0 +1,42 @@
+"""FileMetaBuild as an Airflow task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+
+from adapters.scan import build_file_metas
+
+from ..failures import fail_fast
+from ..hooks.oss import OssHook
+from .base import DatasetVersionOperator
+
+
+class FileMetaBuildOperator(DatasetVersionOperator):
+    """Scan a dataset version's storage into file metas (incremental; see ``adapters.scan``).
+
+    :param oss_conn_id: OSS connection for ``oss://`` datasets.
+    :param batch_size: files per metadata commit.
+    """
+
+    template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields,)
+
+    def __init__(self, *, oss_conn_id: str | None = None, batch_size: int = 2000, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.oss_conn_id = oss_conn_id
+        self.batch_size = batch_size
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.metadata_hook()
+        with fail_fast():
+            result = build_file_metas(
+                hook.get_store(), self.dataset, self.version,
+                oss_config=OssHook(self.oss_conn_id).get_config() if self.oss_conn_id else None,
+                progress=self.log_progress, batch_size=self.batch_size)
+        for uri, reason in result.failures:
+            self.log.warning("failed: %s: %s", uri, reason)
+        self.log.info("FileMetaBuild %s: %s", result.job_id, result.to_dict())
+        hook.close()
+        return {"DatasetJobId": result.job_id, **result.to_dict()}
