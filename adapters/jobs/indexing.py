@@ -35,11 +35,13 @@ def run_index_job(
     signed_urls: bool = False,
     progress: ProgressCallback | None = None,
     resume_job_id: str | None = None,
+    shard: tuple[int, int] | None = None,
     connection_ids: dict[str, str] | None = None,
 ) -> JobSummary:
     """Embed every file that needs it and upsert its vector; drop vectors of deleted files.
 
     Upserts are keyed by (index set, file), so a redone unit never duplicates a vector.
+    ``shard=(index, count)`` limits the job to one shard of the files (see tagging).
     """
     ds = store.get_dataset(dataset_id)
     if embedder.dimension != vector_store.dimension:
@@ -50,8 +52,9 @@ def run_index_job(
                                                      embedder.dimension)
     spec = {"embeddingModel": embedder.model, "dimension": embedder.dimension,
             "databaseTableName": vector_store.table, "indexSetId": index_set,
-            "concurrency": max_concurrency, "contentList": ["file"], **(connection_ids or {})}
-    if mode == "Increment" and resume_job_id is None and _index_set_changed(
+            "concurrency": max_concurrency, "contentList": ["file"], "shard": shard,
+            **(connection_ids or {})}
+    if mode == "Increment" and resume_job_id is None and shard is None and _index_set_changed(
             store, ds.dataset_id, version, index_set):
         mode = "Full"  # fingerprints say "indexed", but into another embedding space
     job = open_job(store, ds.dataset_id, version, "SemanticIndex", mode=mode, spec=spec,
@@ -91,7 +94,7 @@ def run_index_job(
         removed = _drop_deleted(store, vector_store, ds.dataset_id, version, index_set)
         runner: FileJobRunner[Any] = FileJobRunner(
             store, job, target="index", concurrency=max_concurrency,
-            unit_size=embedder.max_batch, progress=progress)
+            unit_size=embedder.max_batch, progress=progress, shard=shard)
         summary = runner.run(work, commit)
     except BaseException as exc:
         fail_job(store, job.job_id, exc)

@@ -22,6 +22,7 @@ from ..progress import ProgressCallback, ProgressMeter
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+STATUS_CHECK_S = 1.0  # how often counters are saved and a stop request is looked for
 
 # A unit's outcome per file: the result, or the exception that failed that file.
 Outcome = tuple[FileMeta, Any]
@@ -88,6 +89,7 @@ class FileJobRunner(Generic[R]):
         unit_size: int = 1,
         progress: ProgressCallback | None = None,
         page_size: int = 500,
+        shard: tuple[int, int] | None = None,
     ):
         self.store = store
         self.job = job
@@ -96,6 +98,7 @@ class FileJobRunner(Generic[R]):
         self.unit_size = max(1, unit_size)
         self.progress = progress
         self.page_size = page_size
+        self.shard = shard
         self.summary = JobSummary(job.job_id)
 
     def _units(self) -> Iterator[list[FileMeta]]:
@@ -104,7 +107,7 @@ class FileJobRunner(Generic[R]):
             page = self.store.pending_files(
                 self.job.dataset_id, self.job.dataset_version, job_id=self.job.job_id,
                 target=self.target, mode=self.job.job_mode, after_pk=after,
-                limit=self.page_size)
+                limit=self.page_size, shard=self.shard)
             for i in range(0, len(page), self.unit_size):
                 yield page[i:i + self.unit_size]
             if len(page) < self.page_size:
@@ -122,7 +125,8 @@ class FileJobRunner(Generic[R]):
         s, store, job_id = self.summary, self.store, self.job.job_id
         s.completed, s.failed = self._previous_counts()  # a resumed job keeps its progress
         pending = store.count_pending(self.job.dataset_id, self.job.dataset_version,
-                                      job_id=job_id, target=self.target, mode=self.job.job_mode)
+                                      job_id=job_id, target=self.target, mode=self.job.job_mode,
+                                      shard=self.shard)
         s.total = s.completed + s.failed + pending
         store.start_job(job_id, s.total)
         store.append_job_log(job_id, f"Job started: {pending} files to process "
@@ -145,7 +149,7 @@ class FileJobRunner(Generic[R]):
                 done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
                 outcomes = [o for f in done for o in f.result()]
                 self._commit(outcomes, commit, meter)
-                if time.monotonic() - last_check >= 1.0:
+                if time.monotonic() - last_check >= STATUS_CHECK_S:
                     last_check = time.monotonic()
                     store.update_job_counts(job_id, completed=s.completed, failed=s.failed)
                     stopped = stopped or store.job_status(job_id) == "ManuallyStop"

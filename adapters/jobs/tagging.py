@@ -27,6 +27,7 @@ def run_tagging_job(
     signed_urls: bool = False,
     progress: ProgressCallback | None = None,
     resume_job_id: str | None = None,
+    shard: tuple[int, int] | None = None,
     connection_id: str | None = None,
 ) -> JobSummary:
     """Tag a dataset version's images with a VLM against a tag definition.
@@ -42,6 +43,8 @@ def run_tagging_job(
         retry: backoff for 429 / 5xx / timeouts before a file is recorded as failed.
         signed_urls: send OSS files as signed URLs instead of inline bytes.
         resume_job_id: continue a job that was killed; files it finished are not redone.
+        shard: ``(index, count)``: only the files of this shard (keys modulo ``count``), so
+            parallel tasks split a version without overlap.
 
     Returns:
         The job's summary; tags land in the ``ai`` group with the job as ``TagJobId``.
@@ -51,7 +54,7 @@ def run_tagging_job(
                                definition_row.prompt_id, definition_row.revision)
     spec = {"intelligentTagConnectionId": connection_id, "promptId": definition_row.prompt_id,
             "promptRevision": definition_row.revision, "modelId": tagger.model,
-            "maxConcurrency": max_concurrency, "describe": describe}
+            "maxConcurrency": max_concurrency, "describe": describe, "shard": shard}
     job = open_job(store, dataset_id, version, "IntelligentTag", mode=mode, spec=spec,
                    resume_job_id=resume_job_id)
     policy = retry or RetryPolicy()
@@ -78,7 +81,7 @@ def run_tagging_job(
             rows.append((meta, result.tags, description))
         store.write_ai_tags(job.job_id, definition_row.prompt_id, rows)
 
-    runner: FileJobRunner[Any] = FileJobRunner(store, job, target="tag",
+    runner: FileJobRunner[Any] = FileJobRunner(store, job, target="tag", shard=shard,
                                                concurrency=max_concurrency, progress=progress)
     try:
         summary = runner.run(work, commit)

@@ -12,15 +12,9 @@ TAG_GROUPS = ("ai", "user", "user-delete-ai-tags")
 
 
 def effective_tags(ai: list[str], user: list[str], deleted: list[str]) -> list[str]:
-    """PAI's ``Tags.all``: ai ∪ user minus the AI tags the user removed, first-seen order."""
+    """PAI's ``Tags.all``: (ai ∪ user) minus ``user-delete-ai-tags``, in first-seen order."""
     removed = set(deleted)
-    out: dict[str, None] = {}
-    for tag in ai:
-        if tag not in removed:
-            out[tag] = None
-    for tag in user:
-        out[tag] = None
-    return list(out)
+    return [t for t in dict.fromkeys([*ai, *user]) if t not in removed]
 
 
 @dataclass(frozen=True)

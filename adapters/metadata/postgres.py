@@ -42,6 +42,9 @@ class PostgresMetadataStore(MetadataStore):
     def _list_param(self, values: Sequence[Any]) -> list[Any]:
         return list(values)
 
+    def _modulo(self, column: str) -> str:
+        return f"MOD({column}, ?)"  # "%" would read as a placeholder
+
     def _schema_version(self) -> int:
         row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)

@@ -70,6 +70,10 @@ class MetadataStore(JobWorkMixin):
     def _list_param(self, values: Sequence[Any]) -> Any:
         raise NotImplementedError
 
+    def _modulo(self, column: str) -> str:
+        """``column`` modulo one bound parameter."""
+        return f"({column} % ?)"
+
     def _begin(self) -> None:
         self._conn.execute("BEGIN")
 
@@ -232,8 +236,9 @@ class MetadataStore(JobWorkMixin):
             values[i] = self._encode_tags(values[i])
         values[_META_ATTRIBUTES_POSITION] = self._encode_json(meta.meta_attributes)
         description = meta.description
+        folded = description.casefold() if description is not None else None
         values += (self._encode_tags(meta.tags_all), meta.file_name.casefold(),
-                   meta.file_dir.casefold(), description.casefold() if description else None)
+                   meta.file_dir.casefold(), folded)
         return tuple(values)
 
     def upsert_file_metas(

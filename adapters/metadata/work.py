@@ -24,7 +24,9 @@ _DONE_COLUMN = {"tag": "tagged_fingerprint", "index": "indexed_fingerprint"}
 class JobWorkMixin:
     """Mixed into :class:`~adapters.metadata.store.MetadataStore`."""
 
-    def _pending_where(self: MetadataStore, target: str, mode: str) -> str:
+    def _pending_where(self: MetadataStore, target: str, mode: str,
+                       shard: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:
+        """SQL (placeholders: dataset, version, job) plus the shard's parameters."""
         done = _DONE_COLUMN[target]
         sql = ("f.dataset_id = ? AND f.dataset_version = ? AND f.status = 'ACTIVE' AND NOT EXISTS "
                "(SELECT 1 FROM job_files j WHERE j.job_id = ? AND j.file_key = f.file_meta_id)")
@@ -32,27 +34,33 @@ class JobWorkMixin:
             sql += f" AND (f.{done} IS NULL OR f.{done} <> f.file_fingerprint)"
         elif mode != "Full":
             raise ValueError(f"JobMode must be Full or Increment, not {mode!r}")
-        return sql
+        if shard is not None:  # shards partition the keys: no file is processed twice
+            index, count = shard
+            if not 0 <= index < count:
+                raise ValueError(f"shard {index} of {count} does not exist")
+            return sql + f" AND {self._modulo('f.pk')} = ?", (count, index)
+        return sql, ()
 
     def pending_files(
         self: MetadataStore, dataset_id: str, dataset_version: str, *, job_id: str,
         target: str, mode: str, after_pk: int = 0, limit: int = 500,
+        shard: tuple[int, int] | None = None,
     ) -> list[FileMeta]:
         """The next page of files the job still has to process (none it already reported)."""
         cols = ", ".join(f"f.{c}" for c in self._META_SELECT.split(", "))
+        where, shard_params = self._pending_where(target, mode, shard)
         rows = self.fetchall(
-            f"SELECT {cols} FROM file_metas f WHERE {self._pending_where(target, mode)} "
-            "AND f.pk > ? ORDER BY f.pk LIMIT ?",
-            (dataset_id, dataset_version, job_id, after_pk, limit),
+            f"SELECT {cols} FROM file_metas f WHERE {where} AND f.pk > ? ORDER BY f.pk LIMIT ?",
+            (dataset_id, dataset_version, job_id, *shard_params, after_pk, limit),
         )
         return [self._meta_from_row(r) for r in rows]
 
     def count_pending(self: MetadataStore, dataset_id: str, dataset_version: str, *,
-                      job_id: str, target: str, mode: str) -> int:
-        row = self.fetchone(
-            f"SELECT COUNT(*) FROM file_metas f WHERE {self._pending_where(target, mode)}",
-            (dataset_id, dataset_version, job_id),
-        )
+                      job_id: str, target: str, mode: str,
+                      shard: tuple[int, int] | None = None) -> int:
+        where, shard_params = self._pending_where(target, mode, shard)
+        row = self.fetchone(f"SELECT COUNT(*) FROM file_metas f WHERE {where}",
+                            (dataset_id, dataset_version, job_id, *shard_params))
         return int(row[0])
 
     # -- tags -----------------------------------------------------------------------------

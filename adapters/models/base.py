@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import AdapterError
+
 
 @dataclass(frozen=True)
 class ImageInput:
@@ -68,3 +70,16 @@ def l2_normalise(vector: np.ndarray | list[float]) -> np.ndarray:
     v = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
+
+
+class TagParseError(AdapterError):
+    """The model's answer could not be read as the requested JSON, even after one repair try.
+
+    ``raw`` is the last answer; ``answers`` holds every answer in order, for the job log.
+    Not retriable by default: the same prompt tends to fail the same way.
+    """
+
+    def __init__(self, message: str, *, raw: str, answers: tuple[str, ...] = ()):
+        super().__init__(message, retriable=False, is_input_error=False)
+        self.raw = raw
+        self.answers = answers or (raw,)

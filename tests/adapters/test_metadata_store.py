@@ -74,6 +74,8 @@ def test_effective_tags_follow_pai_rule():
     assert effective_tags(["Lane line", "Water horse", "Sunny day"],
                           ["Everett", "Cloudy day"], ["Sunny day"]) == [
         "Lane line", "Water horse", "Everett", "Cloudy day"]
+    # (ai ∪ user) − removed: a removed AI tag stays hidden even if also added by hand
+    assert effective_tags(["rain"], ["rain", "mine"], ["rain"]) == ["mine"]
 
 
 def test_upsert_with_scan_columns_never_touches_tags(store, dataset):

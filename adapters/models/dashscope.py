@@ -1,0 +1,295 @@
+"""DashScope (Alibaba Cloud Model Studio): Qwen-VL tagging and multimodal embeddings.
+
+Calls go through the official SDK's legacy ``.call()`` API with ``base_address`` and
+``api_key`` passed per call, so two connections never share module-level state. That API does
+not raise on HTTP errors (it returns ``status_code``), does not retry, and lets
+``requests`` exceptions through; ``_DashScopeClient._call`` turns all three into
+``AdapterError``s. Images go inline as data URIs (or as a signed URL): a value that looks like
+a local path would make the SDK upload that file to DashScope's own storage first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import dashscope
+import numpy as np
+import requests
+from dashscope.common.error import DashScopeException
+
+from ..errors import AdapterError, ConfigError
+from .base import ImageInput, TagDefinition, TagParseError, TagResult, l2_normalise
+from .imagedata import image_reference
+from .service_errors import (
+    CONTENT_STATUSES,
+    ModelServiceError,
+    retry_after_seconds,
+    shorten,
+    transport_error,
+)
+from .tagging_prompt import build_tag_prompt, parse_tag_answer, repair_text
+
+DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+DEFAULT_TIMEOUT_S = 60.0  # the SDK's own default is 300 s, too long to notice a stuck call
+
+
+def normalise_base_url(base_url: str | None) -> str:
+    """The SDK's ``base_address`` (``https://host/api/v1``) from what a connection holds.
+
+    Connections store either that, a host without a scheme, or a full service endpoint
+    (the console's embedding form asks for ``.../api/v1/services/embeddings/...``); the SDK
+    appends ``/services/<group>/<task>/<function>`` itself.
+    """
+    if not base_url:
+        return DEFAULT_BASE_URL
+    url = base_url.strip()
+    if "://" not in url:
+        url = "https://" + url
+    parts = urlsplit(url)
+    path = parts.path.split("/services/", 1)[0].rstrip("/")
+    if path in ("", "/api"):
+        path = "/api/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _sdk_safe_text(text: str) -> str:
+    """Text the SDK will send as text rather than treat as a file to upload.
+
+    The SDK checks ``text`` items like images: ``file://`` and ``oss://`` prefixes, or a string
+    naming an existing local file, are uploaded (or fail as a missing file). A leading space
+    changes nothing for the model and keeps a query such as ``README.md`` a query.
+    """
+    looks_like_file = text.startswith(("file://", "oss://")) or (
+        not text.startswith("http") and os.path.isfile(os.path.expanduser(text)))
+    return " " + text if looks_like_file else text
+
+
+class _DashScopeClient:
+    """Settings and the error mapping both DashScope adapters share."""
+
+    model: str
+
+    def __init__(self, *, api_key: str, base_url: str | None, workspace: str | None,
+                 timeout: float):
+        if not api_key:
+            raise ConfigError("DashScope needs an api_key")
+        self._api_key = api_key
+        self.base_url = normalise_base_url(base_url)
+        self.workspace = workspace or None
+        self.timeout = float(timeout)
+
+    def __repr__(self) -> str:  # the key stays out of logs and tracebacks
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "***")
+
+    def _call(self, api: Callable[..., Any], what: str, **kwargs: Any) -> Any:
+        """One SDK call; returns the response of a 200, raises ``AdapterError`` otherwise."""
+        service = f"DashScope {what} ({self.model})"
+        try:
+            resp = api(model=self.model, api_key=self._api_key, base_address=self.base_url,
+                       workspace=self.workspace, request_timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            err = transport_error(service, exc)
+            raise AdapterError(self._redact(err.message), retriable=True) from None
+        except DashScopeException as exc:
+            raise AdapterError(self._redact(f"{service}: {shorten(exc)}"),
+                               is_input_error=True) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # The SDK builds typed responses from the body and trips over malformed ones.
+            raise AdapterError(f"{service}: unreadable response ({type(exc).__name__})",
+                               retriable=True) from None
+        status = int(resp.status_code)
+        if status == 200:
+            return resp
+        code = str(resp.code or "")
+        detail = self._redact(shorten(resp.message or ""))
+        request_id = f" (request {resp.request_id})" if resp.request_id else ""
+        raise ModelServiceError(f"{service} failed: HTTP {status} {code}: {detail}{request_id}",
+                                status=status, code=code,
+                                retry_after=retry_after_seconds(resp.headers))
+
+
+class DashScopeTagger(_DashScopeClient):
+    """Tags images with a Qwen-VL model (``qwen-vl-max``, ``qwen-vl-plus``)."""
+
+    def __init__(self, *, api_key: str, model: str = "qwen-vl-max", base_url: str | None = None,
+                 workspace: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 temperature: float | None = None):
+        self.model = model
+        super().__init__(api_key=api_key, base_url=base_url, workspace=workspace,
+                         timeout=timeout)
+        self.temperature = temperature
+
+    def tag(self, image: ImageInput, definition: TagDefinition, *, describe: bool = False
+            ) -> TagResult:
+        """Ask once; if the answer holds no JSON, ask once more to repair it.
+
+        Raises:
+            AdapterError: the service failed (``retriable`` for 408/429/5xx/timeouts).
+            TagParseError: neither answer could be read.
+        """
+        prompt = build_tag_prompt(definition, describe=describe)
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": [{"text": prompt.system}]},
+            {"role": "user", "content": [{"image": image_reference(image)},
+                                         {"text": prompt.user}]},
+        ]
+        first = self._ask(messages)
+        try:
+            return parse_tag_answer(first, definition)
+        except TagParseError:
+            pass
+        messages += [{"role": "assistant", "content": [{"text": first}]},
+                     {"role": "user", "content": [{"text": repair_text(describe=describe)}]}]
+        second = self._ask(messages)
+        try:
+            return parse_tag_answer(second, definition)
+        except TagParseError:
+            raise TagParseError(
+                f"{self.model} gave no readable JSON for {image.uri}, even after a repair "
+                f"request; last answer: {shorten(second)!r}",
+                raw=second, answers=(first, second)) from None
+
+    def _ask(self, messages: list[dict[str, Any]]) -> str:
+        params: dict[str, Any] = {"result_format": "message"}
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        resp = self._call(dashscope.MultiModalConversation.call, "chat", messages=messages,
+                          **params)
+        try:
+            content = resp.output["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise AdapterError(f"DashScope chat ({self.model}): the response has no answer",
+                               retriable=True) from None
+        if isinstance(content, str):
+            return content
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+@dataclass(frozen=True)
+class EmbeddingModelSpec:
+    """What one DashScope embedding model accepts (pai-compat §7.3, §7.4)."""
+
+    dimensions: tuple[int, ...]  # the first one is the default
+    max_images: int  # images per request
+    sends_dimension: bool  # whether the ``dimension`` parameter exists
+    fused: bool = False  # ONE-PEACE: one weighted-average vector per request
+
+
+EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {
+    # One image per call: the older documentation version; the newer one says 8.
+    "multimodal-embedding-v1": EmbeddingModelSpec((1024,), 1, sends_dimension=False),
+    "tongyi-embedding-vision-plus": EmbeddingModelSpec(
+        (1152, 1024, 512, 256, 128, 64), 8, sends_dimension=True),
+    "tongyi-embedding-vision-flash": EmbeddingModelSpec(
+        (768, 512, 256, 128, 64), 8, sends_dimension=True),
+    # Every item of a request is fused into one vector, so one image per request.
+    "multimodal-embedding-one-peace-v1": EmbeddingModelSpec(
+        (1536,), 1, sends_dimension=False, fused=True),
+}
+
+
+class DashScopeEmbedder(_DashScopeClient):
+    """Image and text vectors from a DashScope multimodal embedding model."""
+
+    supports_text = True
+
+    def __init__(self, *, api_key: str, model: str = "multimodal-embedding-v1",
+                 base_url: str | None = None, workspace: str | None = None,
+                 dimension: int | None = None, timeout: float = DEFAULT_TIMEOUT_S):
+        spec = EMBEDDING_MODELS.get(model)
+        if spec is None:
+            raise ConfigError(f"unknown DashScope embedding model {model!r}; known: "
+                              f"{', '.join(EMBEDDING_MODELS)}")
+        if dimension is not None and int(dimension) not in spec.dimensions:
+            raise ConfigError(f"{model} makes vectors of {spec.dimensions} dimensions, "
+                              f"not {dimension}")
+        self.model = model
+        super().__init__(api_key=api_key, base_url=base_url, workspace=workspace,
+                         timeout=timeout)
+        self.spec = spec
+        self.dimension = int(dimension) if dimension is not None else spec.dimensions[0]
+        self.max_batch = spec.max_images
+
+    def __repr__(self) -> str:
+        return (f"DashScopeEmbedder(model={self.model!r}, dimension={self.dimension}, "
+                f"base_url={self.base_url!r})")
+
+    def embed_images(self, images: list[ImageInput]) -> list[np.ndarray | Exception]:
+        """Batches of ``max_batch``; an image the service refuses becomes that entry's error.
+
+        Raises:
+            AdapterError: a failure of the whole request (throttling, 5xx, timeout, bad key).
+        """
+        results: list[np.ndarray | Exception | None] = [None] * len(images)
+        pending: list[tuple[int, dict[str, str]]] = []
+        for i, image in enumerate(images):
+            try:
+                pending.append((i, {"image": image_reference(image)}))
+            except AdapterError as exc:
+                results[i] = exc
+        for start in range(0, len(pending), self.max_batch):
+            self._embed_batch(pending[start:start + self.max_batch], results)
+        return [r if r is not None else AdapterError("not embedded", retriable=True)
+                for r in results]
+
+    def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
+        """One request per text: the documented limits count texts per call separately."""
+        vectors = []
+        for text in texts:
+            if not text.strip():
+                raise AdapterError("cannot embed an empty text", is_input_error=True)
+            entry = self._request([{"text": _sdk_safe_text(text)}])[0]
+            if isinstance(entry, Exception):
+                raise entry
+            vectors.append(entry)
+        return vectors
+
+    def _embed_batch(self, batch: list[tuple[int, dict[str, str]]],
+                     results: list[np.ndarray | Exception | None]) -> None:
+        try:
+            entries = self._request([item for _, item in batch])
+        except ModelServiceError as exc:
+            if exc.status not in CONTENT_STATUSES:
+                raise
+            if len(batch) == 1:
+                results[batch[0][0]] = exc
+                return
+            for one in batch:  # find the image(s) the service refuses
+                self._embed_batch([one], results)
+            return
+        for (i, _), entry in zip(batch, entries):
+            results[i] = entry
+
+    def _request(self, contents: list[dict[str, str]]) -> list[np.ndarray | Exception]:
+        params: dict[str, Any] = {}
+        if self.spec.sends_dimension:
+            params["dimension"] = self.dimension
+        if self.spec.fused and any("text" in item for item in contents):
+            params["auto_truncation"] = True  # ONE-PEACE fails texts over 70 characters otherwise
+        resp = self._call(dashscope.MultiModalEmbedding.call, "embedding", input=contents,
+                          **params)
+        output = resp.output if isinstance(resp.output, dict) else {}
+        if self.spec.fused:
+            return [self._vector(output.get("embedding"))]
+        by_index = {item.get("index"): item.get("embedding")
+                    for item in output.get("embeddings") or [] if isinstance(item, dict)}
+        return [self._vector(by_index[i]) if i in by_index else
+                AdapterError(f"DashScope embedding ({self.model}) returned no vector for "
+                             f"item {i}", retriable=True)
+                for i in range(len(contents))]
+
+    def _vector(self, values: Sequence[float] | None) -> np.ndarray:
+        if not values:
+            raise AdapterError(f"DashScope embedding ({self.model}): response has no vector",
+                               retriable=True)
+        if len(values) != self.dimension:
+            raise AdapterError(f"DashScope embedding ({self.model}) returned {len(values)} "
+                               f"values, configured for {self.dimension}", is_input_error=True)
+        return l2_normalise(values)

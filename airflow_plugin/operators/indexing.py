@@ -1,0 +1,71 @@
+"""SemanticIndex as an Airflow task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+
+from adapters.jobs import RetryPolicy, run_index_job
+
+from ..failures import fail_fast
+from ..hooks.models import embedder_for
+from ..hooks.oss import OssHook
+from ..hooks.vectors import vector_store_for
+from .base import DatasetVersionOperator
+
+
+class SemanticIndexOperator(DatasetVersionOperator):
+    """SemanticIndex: embed a version's images into a vector table (PAI's index schema).
+
+    :param embedding_conn_id: DashScope or EAS connection; ``None`` is the offline local model.
+    :param embedding_model: model name on that connection. Templated.
+    :param dimension: vector size where the model offers several.
+    :param vector_conn_id: Milvus or Elasticsearch connection; ``None`` is Milvus Lite in the
+        mmdm workspace.
+    :param table: collection / index name. Templated.
+    :param mode: ``Increment`` or ``Full``. Templated.
+    :param max_concurrency: embedding calls in flight.
+    :param resume_job_id: continue a killed job instead of starting a new one. Templated.
+    :param shard: ``(index, count)``: only this shard of the files, for dynamic task mapping;
+        shards never overlap.
+    """
+
+    template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields,
+                                      "embedding_model", "table", "mode", "resume_job_id")
+
+    def __init__(self, *, embedding_conn_id: str | None = None,
+                 embedding_model: str | None = None, dimension: int | None = None,
+                 vector_conn_id: str | None = None, table: str = "mmdm_file_vectors",
+                 mode: str = "Increment", max_concurrency: int = 5,
+                 oss_conn_id: str | None = None, resume_job_id: str | None = None,
+                 shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.embedding_conn_id = embedding_conn_id
+        self.embedding_model = embedding_model
+        self.dimension = dimension
+        self.vector_conn_id = vector_conn_id
+        self.table = table
+        self.mode = mode
+        self.max_concurrency = max_concurrency
+        self.oss_conn_id = oss_conn_id
+        self.resume_job_id = resume_job_id
+        self.shard = tuple(shard) if shard is not None else None  # (index, count) from XCom
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.metadata_hook()
+        with fail_fast():
+            embedder = embedder_for(self.embedding_conn_id, self.embedding_model, self.dimension)
+            vectors = vector_store_for(self.vector_conn_id, self.table, embedder.dimension)
+            summary = run_index_job(
+                hook.get_store(), self.dataset, self.version, embedder=embedder,
+                vector_store=vectors, mode=self.mode, max_concurrency=self.max_concurrency,
+                retry=RetryPolicy(), progress=self.log_progress,
+                oss_config=OssHook(self.oss_conn_id).get_config() if self.oss_conn_id else None,
+                resume_job_id=self.resume_job_id or None, shard=self.shard,
+                connection_ids={"embeddingConnectionId": self.embedding_conn_id,
+                                "databaseConnectionId": self.vector_conn_id})
+        self.log.info("SemanticIndex %s", summary.to_dict())
+        hook.close()
+        return summary.to_dict()

@@ -1,0 +1,86 @@
+"""SmartTag and TagRevert as Airflow tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+
+from adapters.jobs import RetryPolicy, run_revert_job, run_tagging_job
+
+from ..failures import fail_fast
+from ..hooks.models import tagger_for
+from ..hooks.oss import OssHook
+from .base import DatasetVersionOperator
+
+
+class SmartTagOperator(DatasetVersionOperator):
+    """IntelligentTag: tag a version's images with a VLM against a tag definition.
+
+    :param prompt: the tag definition's id (``pmt-…``) or name. Templated.
+    :param dashscope_conn_id: DashScope connection; ``None`` runs the offline local tagger.
+    :param model: VLM name (``qwen-vl-max``, ``qwen-vl-plus``, …). Templated.
+    :param mode: ``Increment`` (new, changed, failed) or ``Full``. Templated.
+    :param max_concurrency: model calls in flight (PAI suggests at most 5 per GPU).
+    :param describe: also store a short description + keywords as the file's Description.
+    :param oss_conn_id: OSS connection for reading ``oss://`` images.
+    :param resume_job_id: continue a killed job instead of starting a new one. Templated.
+    :param shard: ``(index, count)``: only this shard of the files, for dynamic task mapping
+        (``.partial(...).expand(shard=[[0, 4], [1, 4], …])``); shards never overlap.
+    """
+
+    template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields, "prompt", "model",
+                                      "mode", "resume_job_id")
+
+    def __init__(self, *, prompt: str, dashscope_conn_id: str | None = None,
+                 model: str = "qwen-vl-max", mode: str = "Increment", max_concurrency: int = 5,
+                 describe: bool = False, oss_conn_id: str | None = None,
+                 resume_job_id: str | None = None,
+                 shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.dashscope_conn_id = dashscope_conn_id
+        self.model = model
+        self.mode = mode
+        self.max_concurrency = max_concurrency
+        self.describe = describe
+        self.oss_conn_id = oss_conn_id
+        self.resume_job_id = resume_job_id
+        self.shard = tuple(shard) if shard is not None else None  # (index, count) from XCom
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.metadata_hook()
+        with fail_fast():
+            summary = run_tagging_job(
+                hook.get_store(), self.dataset, self.version,
+                tagger=tagger_for(self.dashscope_conn_id, self.model), prompt=self.prompt,
+                mode=self.mode, max_concurrency=self.max_concurrency, describe=self.describe,
+                retry=RetryPolicy(), progress=self.log_progress,
+                oss_config=OssHook(self.oss_conn_id).get_config() if self.oss_conn_id else None,
+                resume_job_id=self.resume_job_id or None, shard=self.shard,
+                connection_id=self.dashscope_conn_id)
+        self.log.info("IntelligentTag %s", summary.to_dict())
+        hook.close()
+        return summary.to_dict()
+
+
+class TagRevertOperator(DatasetVersionOperator):
+    """IntelligentTagRevert: remove exactly the tags one tagging job wrote.
+
+    :param tag_job_id: the IntelligentTag job (``dsjob-…``). Templated.
+    """
+
+    template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields, "tag_job_id")
+
+    def __init__(self, *, tag_job_id: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.tag_job_id = tag_job_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.metadata_hook()
+        with fail_fast():
+            summary = run_revert_job(hook.get_store(), self.dataset, self.version,
+                                     tag_job_id=self.tag_job_id)
+        hook.close()
+        return summary.to_dict()
