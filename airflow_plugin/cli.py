@@ -10,11 +10,14 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from adapters.errors import AdapterError, NotFoundError
+from adapters.errors import AdapterError
 from adapters.metadata import MetadataStore, open_store
-from adapters.samples import generate_samples
 from adapters.scan import build_file_metas
+
+if TYPE_CHECKING:
+    from adapters.models.base import Embedder
 
 DEFAULT_WORKSPACE = "mmdm-workspace"
 
@@ -35,31 +38,11 @@ def _print_progress(p) -> None:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    ws = _workspace(args)
-    samples = ws / "samples"
-    print(f"Workspace: {ws}")
-    if not samples.exists():
-        made = generate_samples(samples, per_scene=args.per_scene)
-        print(f"Generated {made['images']} sample images (+{made['other']} other files) "
-              f"in {samples}")
-    store = _store(args)
-    try:
-        ds = store.get_dataset("quickstart-samples")
-    except NotFoundError:
-        ds = store.create_dataset("quickstart-samples", samples.as_uri(),
-                                  description="Procedurally generated images")
-        store.create_version(ds.dataset_id)
-    version = store.list_versions(ds.dataset_id)[-1].version_name
-    print(f"Dataset {ds.dataset_id} ({ds.name}) version {version}: {ds.uri}")
-    result = build_file_metas(store, ds.dataset_id, version, progress=_print_progress)
-    print("FileMetaBuild", result.job_id, json.dumps(result.to_dict()))
-    for uri, reason in result.failures:
-        print(f"  failed: {uri}: {reason}")
-    print("Version stats:", store.version_stats(ds.dataset_id, version))
-    first = next(store.iter_file_metas(ds.dataset_id, version, batch_size=1), None)
-    if first is not None:
-        print("A file meta:", json.dumps(first.to_pai(), ensure_ascii=False, indent=2))
-    return 0
+    from .quickstart import quickstart
+
+    if args.metadata:
+        os.environ["MMDM_METADATA_URL"] = args.metadata
+    return quickstart(_workspace(args), per_scene=args.per_scene)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
@@ -86,12 +69,38 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0 if not result.failed else 3
 
 
+def _eval_embedder(args: argparse.Namespace) -> Embedder:
+    if args.connection == "local":  # no Airflow needed, and --dimension is honoured
+        from adapters.models import open_embedder
+
+        return open_embedder("local", dimension=args.dimension)
+    from airflow_plugin.hooks.models import embedder_for  # imports Airflow: only when needed
+
+    return embedder_for(args.connection, args.model, args.dimension)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from adapters.evaluation import Calls, evaluate_embedding  # loads the model clients
+
+    result = evaluate_embedding(
+        args.data, _eval_embedder(args), prefix=args.prefix, features=args.features,
+        queries=args.queries, exemplars_per_tag=args.exemplars,
+        calls=Calls(max_concurrency=args.concurrency),
+        progress=lambda p: print(f"  … {p}", file=sys.stderr, flush=True))
+    for problem in result.problems:
+        print(f"  left out: {problem}", file=sys.stderr)
+    if args.report:
+        result.write_report(args.report)
+    print(json.dumps(result.to_dict()) if args.json else result.table())
+    return 0 if not result.problems else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmdm", description=__doc__)
     parser.add_argument("--workspace", help=f"workspace folder (default ./{DEFAULT_WORKSPACE})")
     parser.add_argument("--metadata", help="metadata store URL (default: SQLite in the workspace)")
     sub = parser.add_subparsers(dest="command", required=True)
-    qs = sub.add_parser("quickstart", help="generate sample images, register and scan them")
+    qs = sub.add_parser("quickstart", help="sample images through the whole pipeline, in Airflow")
     qs.add_argument("--per-scene", type=int, default=8, help="images per sample folder")
     qs.set_defaults(func=cmd_quickstart)
     sub.add_parser("datasets", help="list datasets and versions").set_defaults(func=cmd_datasets)
@@ -103,6 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--dataset", required=True, help="dataset id or name")
     build.add_argument("--version", default="v1")
     build.set_defaults(func=cmd_build)
+    ev = sub.add_parser("eval", help="Precision@k of an embedding model on a labelled set "
+                                     "(dataset.jsonl + images/)")
+    ev.add_argument("--data", required=True, help="folder holding dataset.jsonl and images/")
+    ev.add_argument("--connection", default="local",
+                    help="Airflow connection id (mmdm_dashscope / mmdm_eas), or 'local' for "
+                         "the offline model (default)")
+    ev.add_argument("--model", help="model name on the connection")
+    ev.add_argument("--dimension", type=int, help="vector size where the model offers several")
+    ev.add_argument("--prefix", default="", help="text sent before each tag (an instruction)")
+    ev.add_argument("--features", help="feature file (JSONL) caching vectors between runs")
+    ev.add_argument("--queries", choices=["auto", "text", "image"], default="auto",
+                    help="tag text, or the mean of exemplar images (image-only models); "
+                         "auto picks text when the model can embed it")
+    ev.add_argument("--exemplars", type=int, default=3,
+                    help="image queries: ground-truth images per tag that make its query")
+    ev.add_argument("--report", help="write the per-tag report (JSON lines) here")
+    ev.add_argument("--concurrency", type=int, default=4, help="embedding calls in flight")
+    ev.add_argument("--json", action="store_true", help="print the table as JSON")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 

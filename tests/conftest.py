@@ -28,6 +28,11 @@ import pytest  # noqa: E402
 from adapters.metadata import MetadataStore, open_store  # noqa: E402
 from tests.fakes.fake_oss import FakeOss  # noqa: E402
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite golden files from the current output instead of comparing")
+
+
 # The PostgreSQL server the suite uses; CI starts the machine's server (see .ci/run).
 PG_ADMIN_DSN = os.environ.get("MMDM_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

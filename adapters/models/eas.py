@@ -101,6 +101,9 @@ class EasGmeEmbedder:
                                retriable=True) from None
         answer = _json_object(resp)
         status = resp.status_code
+        if status == 200 and not answer:
+            raise AdapterError(f"{service}: unreadable response (not a JSON object)",
+                               retriable=True)
         if status == 200 and isinstance(answer.get("status_code"), int):
             status = answer["status_code"]  # EAS answers HTTP 200 and puts its verdict inside
         detail = self._redact(_messages(answer) or shorten(resp.text))

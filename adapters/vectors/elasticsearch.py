@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from elasticsearch import (
+    ApiError,
+    AuthorizationException,
+    BadRequestError,
+    Elasticsearch,
+    TransportError,
+    helpers,
+)
 
 from ..errors import AdapterError, ConfigError
 from .base import (
@@ -182,20 +189,32 @@ class ElasticsearchVectorStore:
                 has a ``file_vector`` of the wrong dimension, element type or similarity.
         """
         with _es_errors(f"open index {self.table!r}"):
-            self._check_version(self._client.info()["version"]["number"])
-            if self._client.indices.exists(index=self.table):
+            self._check_version()
+            created = not self._client.indices.exists(index=self.table) and self._create()
+            if not created:
                 response = self._client.indices.get_mapping(index=self.table)
                 # An alias answers under the concrete index's name.
                 mappings = next(iter(response.body.values()))["mappings"]
                 self._adopt(mappings.get("properties", {}))
-            else:
-                mapping = index_mapping(self.dimension, self.similarity, self.index_options)
-                self._client.indices.create(index=self.table, mappings=mapping,
-                                            settings=self.settings)
         self._ready = True
 
-    @staticmethod
-    def _check_version(number: str) -> None:
+    def _create(self) -> bool:
+        """False when another worker created the index between our check and our create."""
+        try:
+            self._client.indices.create(
+                index=self.table, settings=self.settings,
+                mappings=index_mapping(self.dimension, self.similarity, self.index_options))
+        except BadRequestError as exc:
+            if exc.error != "resource_already_exists_exception":
+                raise
+            return False
+        return True
+
+    def _check_version(self) -> None:
+        try:
+            number = self._client.info()["version"]["number"]
+        except AuthorizationException:
+            return  # GET / needs the cluster "monitor" privilege; an index-only user may lack it
         found = tuple(int(part) for part in re.findall(r"\d+", number)[:2])
         if found < _MIN_VERSION:
             raise ConfigError(f"Elasticsearch {number} is too old: knn search with filters "
@@ -253,6 +272,8 @@ class ElasticsearchVectorStore:
     def delete(self, index_set_id: str, file_meta_ids: list[str]) -> None:
         """Remove the files' documents from the index set; unknown ids are ignored."""
         self._ensure()
+        if not file_meta_ids:
+            return
         actions = ({"_op_type": "delete", "_index": self.table,
                     "_id": record_id(index_set_id, f)} for f in dict.fromkeys(file_meta_ids))
         self._bulk(actions, f"delete from {self.table!r}", ignore_status=(404,))

@@ -133,8 +133,9 @@ class MilvusVectorStore:
         self._search_index = self.index_type
         self._max_lengths = dict(_CREATE_LENGTHS)
 
-    def __repr__(self) -> str:  # no token in logs
-        return f"MilvusVectorStore(uri={self.uri!r}, table={self.table!r})"
+    def __repr__(self) -> str:  # no credentials in logs, even ones written into the uri
+        uri = re.sub(r"//[^/@]*@", "//", self.uri)
+        return f"MilvusVectorStore(uri={uri!r}, table={self.table!r})"
 
     # --- table ------------------------------------------------------------------------------
 
@@ -146,13 +147,22 @@ class MilvusVectorStore:
                 dimension, or indexes ``file_vector`` with a metric other than IP/COSINE.
         """
         with _milvus_errors(f"open collection {self.table!r}"):
-            if not self._client.has_collection(self.table, timeout=self.timeout):
-                self._create()
-            else:
+            exists = self._client.has_collection(self.table, timeout=self.timeout)
+            if exists or not self._create():
                 self._adopt()
         self._ready = True
 
-    def _create(self) -> None:
+    def _create(self) -> bool:
+        """False when another worker created the collection between our check and ours."""
+        try:
+            self._create_collection()
+        except MilvusException:
+            if not self._client.has_collection(self.table, timeout=self.timeout):
+                raise
+            return False
+        return True
+
+    def _create_collection(self) -> None:
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True,
                          max_length=_CREATE_LENGTHS["id"])

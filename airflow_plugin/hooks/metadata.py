@@ -10,6 +10,8 @@ from airflow.sdk import BaseHook
 from adapters.errors import ConfigError
 from adapters.metadata import MetadataStore, open_store
 
+from . import optional_connection
+
 DEFAULT_WORKSPACE = "mmdm-workspace"
 
 
@@ -26,7 +28,8 @@ class MetadataStoreHook(BaseHook):
     is an SQLite file path. Without a connection: ``MMDM_METADATA_URL``, else the embedded
     SQLite file in the workspace.
 
-    :param metadata_conn_id: connection id; ``None`` for the embedded default.
+    :param metadata_conn_id: connection id; ``None``/``"local"`` for the embedded default,
+        which is also used when the default connection is not defined.
     """
 
     conn_name_attr = "metadata_conn_id"
@@ -34,15 +37,15 @@ class MetadataStoreHook(BaseHook):
     conn_type = "mmdm_metadata"
     hook_name = "mmdm metadata store"
 
-    def __init__(self, metadata_conn_id: str | None = None):
+    def __init__(self, metadata_conn_id: str | None = default_conn_name):
         super().__init__()
         self.metadata_conn_id = metadata_conn_id
         self._store: MetadataStore | None = None
 
     def store_url(self) -> str:
-        if self.metadata_conn_id is None:
+        conn = optional_connection(self.metadata_conn_id, self.default_conn_name)
+        if conn is None:
             return os.environ.get("MMDM_METADATA_URL") or str(workspace_dir() / "metadata.db")
-        conn = self.get_connection(self.metadata_conn_id)
         if conn.conn_type == "postgres":
             from airflow.providers.postgres.hooks.postgres import PostgresHook
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
 
 from adapters.errors import ConfigError
 from adapters.models import open_embedder, open_tagger
 from adapters.models.base import Embedder, Tagger
 
-LOCAL_MODEL = "local"  # the offline model: no connection, no key, no download
+from . import optional_connection
+
+DEFAULT_TAGGING_CONN = "mmdm_dashscope_default"
+DEFAULT_EMBEDDING_CONN = "mmdm_embedding_default"
 
 
 class DashScopeHook(BaseHook):
@@ -23,7 +26,7 @@ class DashScopeHook(BaseHook):
     """
 
     conn_name_attr = "dashscope_conn_id"
-    default_conn_name = "mmdm_dashscope_default"
+    default_conn_name = DEFAULT_TAGGING_CONN
     conn_type = "mmdm_dashscope"
     hook_name = "DashScope (mmdm)"
 
@@ -31,19 +34,21 @@ class DashScopeHook(BaseHook):
         super().__init__()
         self.dashscope_conn_id = dashscope_conn_id
 
-    def _settings(self) -> dict[str, Any]:
-        conn = self.get_connection(self.dashscope_conn_id)
+    @staticmethod
+    def settings(conn: Connection) -> dict[str, Any]:
         if not conn.password:
-            raise ConfigError(f"connection {self.dashscope_conn_id!r} has no API key (password)")
+            raise ConfigError(f"connection {conn.conn_id!r} has no API key (password)")
         return {"api_key": conn.password, "base_url": conn.host or None,
                 "workspace": conn.extra_dejson.get("workspace")}
 
     def get_tagger(self, model: str = "qwen-vl-max") -> Tagger:
-        return open_tagger("dashscope", model=model, **self._settings())
+        conn = self.get_connection(self.dashscope_conn_id)
+        return open_tagger("dashscope", model=model, **self.settings(conn))
 
     def get_embedder(self, model: str = "multimodal-embedding-v1",
                      dimension: int | None = None) -> Embedder:
-        return open_embedder("dashscope", model=model, dimension=dimension, **self._settings())
+        conn = self.get_connection(self.dashscope_conn_id)
+        return open_embedder("dashscope", model=model, dimension=dimension, **self.settings(conn))
 
 
 class EasEmbeddingHook(BaseHook):
@@ -64,31 +69,39 @@ class EasEmbeddingHook(BaseHook):
         super().__init__()
         self.eas_conn_id = eas_conn_id
 
-    def get_embedder(self) -> Embedder:
-        conn = self.get_connection(self.eas_conn_id)
+    @staticmethod
+    def embedder(conn: Connection) -> Embedder:
         extra = conn.extra_dejson
         if not conn.host:
-            raise ConfigError(f"connection {self.eas_conn_id!r} has no endpoint (host)")
+            raise ConfigError(f"connection {conn.conn_id!r} has no endpoint (host)")
         return open_embedder("eas", endpoint=conn.host, token=conn.password,
                              model=extra.get("model", "gme-Qwen2-VL-2B-Instruct"),
                              dimension=int(extra.get("dimension", 1536)))
 
+    def get_embedder(self) -> Embedder:
+        return self.embedder(self.get_connection(self.eas_conn_id))
 
-def embedder_for(conn_id: str | None, model: str | None = None,
+
+def embedder_for(conn_id: str | None = DEFAULT_EMBEDDING_CONN, model: str | None = None,
                  dimension: int | None = None) -> Embedder:
-    """The embedder a connection names: DashScope or EAS; ``None`` is the offline local model."""
-    if conn_id is None or conn_id == LOCAL_MODEL:
+    """The embedder a DashScope or EAS connection names; the offline local model when there is
+    none (``None``, ``"local"``, or the default id undefined)."""
+    conn = optional_connection(conn_id, DEFAULT_EMBEDDING_CONN)
+    if conn is None:
         return open_embedder("local")
-    conn_type = BaseHook.get_connection(conn_id).conn_type
-    if conn_type == DashScopeHook.conn_type:
-        return DashScopeHook(conn_id).get_embedder(model or "multimodal-embedding-v1", dimension)
-    if conn_type == EasEmbeddingHook.conn_type:
-        return EasEmbeddingHook(conn_id).get_embedder()
-    raise ConfigError(f"connection {conn_id!r} ({conn_type}) is not an embedding connection")
+    if conn.conn_type == DashScopeHook.conn_type:
+        return open_embedder("dashscope", model=model or "multimodal-embedding-v1",
+                             dimension=dimension, **DashScopeHook.settings(conn))
+    if conn.conn_type == EasEmbeddingHook.conn_type:
+        return EasEmbeddingHook.embedder(conn)
+    raise ConfigError(f"connection {conn_id!r} ({conn.conn_type}) is not an embedding service")
 
 
-def tagger_for(conn_id: str | None, model: str | None = None) -> Tagger:
-    """The VLM a connection names; ``None`` is the offline local pixel tagger."""
-    if conn_id is None or conn_id == LOCAL_MODEL:
+def tagger_for(conn_id: str | None = DEFAULT_TAGGING_CONN, model: str | None = None) -> Tagger:
+    """The VLM of a DashScope connection; the offline local pixel tagger when there is none."""
+    conn = optional_connection(conn_id, DEFAULT_TAGGING_CONN)
+    if conn is None:
         return open_tagger("local")
-    return DashScopeHook(conn_id).get_tagger(model or "qwen-vl-max")
+    if conn.conn_type != DashScopeHook.conn_type:
+        raise ConfigError(f"connection {conn_id!r} ({conn.conn_type}) is not a DashScope one")
+    return open_tagger("dashscope", model=model or "qwen-vl-max", **DashScopeHook.settings(conn))

@@ -6,6 +6,8 @@ from airflow.sdk import BaseHook
 
 from adapters.storage import OssConfig
 
+from . import optional_connection
+
 
 class OssHook(BaseHook):
     """OSS endpoint and AccessKey for mmdm's storage (the oss2 client).
@@ -14,7 +16,8 @@ class OssHook(BaseHook):
     login = AccessKey id, password = AccessKey secret; extras ``region`` (V4 signing) and
     ``security_token`` (STS).
 
-    :param oss_conn_id: connection id; ``None`` reads ``OSS_*`` environment variables.
+    :param oss_conn_id: connection id; without one (or the default undefined) the ``OSS_*``
+        environment variables are read.
     """
 
     conn_name_attr = "oss_conn_id"
@@ -22,14 +25,14 @@ class OssHook(BaseHook):
     conn_type = "mmdm_oss"
     hook_name = "mmdm OSS"
 
-    def __init__(self, oss_conn_id: str | None = None):
+    def __init__(self, oss_conn_id: str | None = default_conn_name):
         super().__init__()
         self.oss_conn_id = oss_conn_id
 
     def get_config(self) -> OssConfig:
-        if self.oss_conn_id is None:
+        conn = optional_connection(self.oss_conn_id, self.default_conn_name)
+        if conn is None:
             return OssConfig.from_env()
-        conn = self.get_connection(self.oss_conn_id)
         extra = conn.extra_dejson
         return OssConfig(
             endpoint=conn.host or extra.get("endpoint"),

@@ -7,6 +7,7 @@ from airflow.sdk import BaseHook
 from adapters.errors import ConfigError
 from adapters.vectors.base import VectorStore
 
+from . import optional_connection
 from .metadata import workspace_dir
 
 
@@ -14,7 +15,7 @@ class MilvusHook(BaseHook):
     """Milvus: host = ``http(s)://host:19530`` for a server, or a local file path for Milvus
     Lite; password = token (``root:<password>``); schema = database.
 
-    :param milvus_conn_id: connection id; ``None`` is Milvus Lite in the mmdm workspace.
+    :param milvus_conn_id: connection id; Milvus Lite in the mmdm workspace without one.
     """
 
     conn_name_attr = "milvus_conn_id"
@@ -22,30 +23,34 @@ class MilvusHook(BaseHook):
     conn_type = "mmdm_milvus"
     hook_name = "Milvus (mmdm)"
 
-    def __init__(self, milvus_conn_id: str | None = None):
+    def __init__(self, milvus_conn_id: str | None = default_conn_name):
         super().__init__()
         self.milvus_conn_id = milvus_conn_id
 
     def get_vector_store(self, table: str, dimension: int) -> VectorStore:
         from adapters.vectors.milvus import MilvusVectorStore
 
-        if self.milvus_conn_id is None:
+        conn = optional_connection(self.milvus_conn_id, self.default_conn_name)
+        if conn is None:
             return MilvusVectorStore(str(workspace_dir() / "milvus.db"), table, dimension)
-        conn = self.get_connection(self.milvus_conn_id)
         if not conn.host:
-            raise ConfigError(f"connection {self.milvus_conn_id!r} has no uri (host)")
+            raise ConfigError(f"connection {conn.conn_id!r} has no uri (host)")
         uri = conn.host if "://" in conn.host or conn.port is None else f"{conn.host}:{conn.port}"
         return MilvusVectorStore(uri, table, dimension, token=conn.password or None,
                                  db_name=conn.schema or None,
                                  index_type=conn.extra_dejson.get("index_type", "AUTOINDEX"))
 
 
+DEFAULT_VECTOR_CONN = "mmdm_vectors_default"
+
+
 def vector_store_for(conn_id: str | None, table: str, dimension: int) -> VectorStore:
     """The store a connection names: ``mmdm_milvus`` or the Elasticsearch provider's
-    ``elasticsearch`` type; ``None`` is Milvus Lite in the workspace."""
-    if conn_id is None:
+    ``elasticsearch`` type; Milvus Lite in the workspace when there is none."""
+    conn = optional_connection(conn_id, DEFAULT_VECTOR_CONN)
+    if conn is None:
         return MilvusHook(None).get_vector_store(table, dimension)
-    conn_type = BaseHook.get_connection(conn_id).conn_type
+    conn_type = conn.conn_type
     if conn_type == MilvusHook.conn_type:
         return MilvusHook(conn_id).get_vector_store(table, dimension)
     if conn_type == "elasticsearch":

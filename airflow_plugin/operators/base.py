@@ -17,13 +17,15 @@ class DatasetVersionOperator(BaseOperator):
 
     :param dataset: dataset id (``d-…``) or name. Templated.
     :param version: version name, e.g. ``v1``. Templated.
-    :param metadata_conn_id: the metadata store's connection (None: the embedded default).
+    :param metadata_conn_id: the metadata store's connection (PostgreSQL or SQLite); when the
+        default one is not defined, the embedded SQLite store in the mmdm workspace.
     """
 
     template_fields: Sequence[str] = ("dataset", "version")
 
     def __init__(self, *, dataset: str, version: str = "v1",
-                 metadata_conn_id: str | None = None, **kwargs: Any):
+                 metadata_conn_id: str | None = MetadataStoreHook.default_conn_name,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.dataset = dataset
         self.version = version

@@ -23,7 +23,7 @@ class FileMetaBuildOperator(DatasetVersionOperator):
 
     template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields,)
 
-    def __init__(self, *, oss_conn_id: str | None = None, batch_size: int = 2000, **kwargs: Any):
+    def __init__(self, *, oss_conn_id: str | None = OssHook.default_conn_name, batch_size: int = 2000, **kwargs: Any):
         super().__init__(**kwargs)
         self.oss_conn_id = oss_conn_id
         self.batch_size = batch_size
@@ -33,7 +33,7 @@ class FileMetaBuildOperator(DatasetVersionOperator):
         with fail_fast():
             result = build_file_metas(
                 hook.get_store(), self.dataset, self.version,
-                oss_config=OssHook(self.oss_conn_id).get_config() if self.oss_conn_id else None,
+                oss_config=OssHook(self.oss_conn_id).get_config(),
                 progress=self.log_progress, batch_size=self.batch_size)
         for uri, reason in result.failures:
             self.log.warning("failed: %s: %s", uri, reason)

@@ -10,20 +10,20 @@ from airflow.sdk import Context
 from adapters.jobs import RetryPolicy, run_index_job
 
 from ..failures import fail_fast
-from ..hooks.models import embedder_for
+from ..hooks.models import DEFAULT_EMBEDDING_CONN, embedder_for
 from ..hooks.oss import OssHook
-from ..hooks.vectors import vector_store_for
+from ..hooks.vectors import DEFAULT_VECTOR_CONN, vector_store_for
 from .base import DatasetVersionOperator
 
 
 class SemanticIndexOperator(DatasetVersionOperator):
     """SemanticIndex: embed a version's images into a vector table (PAI's index schema).
 
-    :param embedding_conn_id: DashScope or EAS connection; ``None`` is the offline local model.
+    :param embedding_conn_id: DashScope or EAS connection; the offline local model without one.
     :param embedding_model: model name on that connection. Templated.
     :param dimension: vector size where the model offers several.
-    :param vector_conn_id: Milvus or Elasticsearch connection; ``None`` is Milvus Lite in the
-        mmdm workspace.
+    :param vector_conn_id: Milvus or Elasticsearch connection; Milvus Lite in the mmdm
+        workspace without one.
     :param table: collection / index name. Templated.
     :param mode: ``Increment`` or ``Full``. Templated.
     :param max_concurrency: embedding calls in flight.
@@ -35,11 +35,11 @@ class SemanticIndexOperator(DatasetVersionOperator):
     template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields,
                                       "embedding_model", "table", "mode", "resume_job_id")
 
-    def __init__(self, *, embedding_conn_id: str | None = None,
+    def __init__(self, *, embedding_conn_id: str | None = DEFAULT_EMBEDDING_CONN,
                  embedding_model: str | None = None, dimension: int | None = None,
-                 vector_conn_id: str | None = None, table: str = "mmdm_file_vectors",
+                 vector_conn_id: str | None = DEFAULT_VECTOR_CONN, table: str = "mmdm_file_vectors",
                  mode: str = "Increment", max_concurrency: int = 5,
-                 oss_conn_id: str | None = None, resume_job_id: str | None = None,
+                 oss_conn_id: str | None = OssHook.default_conn_name, resume_job_id: str | None = None,
                  shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.embedding_conn_id = embedding_conn_id
@@ -62,7 +62,7 @@ class SemanticIndexOperator(DatasetVersionOperator):
                 hook.get_store(), self.dataset, self.version, embedder=embedder,
                 vector_store=vectors, mode=self.mode, max_concurrency=self.max_concurrency,
                 retry=RetryPolicy(), progress=self.log_progress,
-                oss_config=OssHook(self.oss_conn_id).get_config() if self.oss_conn_id else None,
+                oss_config=OssHook(self.oss_conn_id).get_config(),
                 resume_job_id=self.resume_job_id or None, shard=self.shard,
                 connection_ids={"embeddingConnectionId": self.embedding_conn_id,
                                 "databaseConnectionId": self.vector_conn_id})

@@ -10,7 +10,7 @@ from airflow.sdk import Context
 from adapters.jobs import RetryPolicy, run_revert_job, run_tagging_job
 
 from ..failures import fail_fast
-from ..hooks.models import tagger_for
+from ..hooks.models import DEFAULT_TAGGING_CONN, tagger_for
 from ..hooks.oss import OssHook
 from .base import DatasetVersionOperator
 
@@ -19,7 +19,8 @@ class SmartTagOperator(DatasetVersionOperator):
     """IntelligentTag: tag a version's images with a VLM against a tag definition.
 
     :param prompt: the tag definition's id (``pmt-…``) or name. Templated.
-    :param dashscope_conn_id: DashScope connection; ``None`` runs the offline local tagger.
+    :param dashscope_conn_id: DashScope connection; without one (or the default undefined,
+        or ``"local"``) the offline local pixel tagger runs.
     :param model: VLM name (``qwen-vl-max``, ``qwen-vl-plus``, …). Templated.
     :param mode: ``Increment`` (new, changed, failed) or ``Full``. Templated.
     :param max_concurrency: model calls in flight (PAI suggests at most 5 per GPU).
@@ -33,9 +34,9 @@ class SmartTagOperator(DatasetVersionOperator):
     template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields, "prompt", "model",
                                       "mode", "resume_job_id")
 
-    def __init__(self, *, prompt: str, dashscope_conn_id: str | None = None,
+    def __init__(self, *, prompt: str, dashscope_conn_id: str | None = DEFAULT_TAGGING_CONN,
                  model: str = "qwen-vl-max", mode: str = "Increment", max_concurrency: int = 5,
-                 describe: bool = False, oss_conn_id: str | None = None,
+                 describe: bool = False, oss_conn_id: str | None = OssHook.default_conn_name,
                  resume_job_id: str | None = None,
                  shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
@@ -57,7 +58,7 @@ class SmartTagOperator(DatasetVersionOperator):
                 tagger=tagger_for(self.dashscope_conn_id, self.model), prompt=self.prompt,
                 mode=self.mode, max_concurrency=self.max_concurrency, describe=self.describe,
                 retry=RetryPolicy(), progress=self.log_progress,
-                oss_config=OssHook(self.oss_conn_id).get_config() if self.oss_conn_id else None,
+                oss_config=OssHook(self.oss_conn_id).get_config(),
                 resume_job_id=self.resume_job_id or None, shard=self.shard,
                 connection_id=self.dashscope_conn_id)
         self.log.info("IntelligentTag %s", summary.to_dict())

@@ -1,0 +1,309 @@
+"""ListDatasetFileMetas as a service: a Query over the metadata store and a vector index set.
+
+TAG queries are SQL pages with keyset paging. VECTOR and MIX queries embed the query text or
+image and rank the filter's matches by similarity through ``query.planner``; pages are slices
+of the ranked TopK list. Scoring (PAI leaves MIX open): a hit's score is the similarity of its
+vector to the query vector (dot product of unit vectors, i.e. cosine); the filter is a hard
+condition and adds nothing to the score. ``SortBy`` reorders the ranked list by time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from query import Query, compile_sql, planner
+from query.compile.sql import NULL_SORT_KEY, sort_column
+from query.errors import DslSemanticError
+from query.paging import decode_token, encode_token, fingerprint
+
+from .errors import ConfigError, NotFoundError
+from .jobs.common import ImageLoader
+from .metadata import FileMeta, MetadataStore
+from .models.base import Embedder
+from .search_sources import SqlFilter, StoreVectors, query_image_input, query_vector
+from .storage import OssConfig
+from .vectors.base import VectorStore
+
+DEFAULT_TOP_K = 10  # PAI's TopK default
+DEFAULT_MAX_RESULTS = 10  # PAI's MaxResults default
+INDEXED_STATUSES = ("Succeeded", "PartialFailed")
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page: ``items`` are ``(meta, score)``; score is None for TAG listings."""
+
+    items: list[tuple[FileMeta, float | None]]
+    total_count: int
+    next_token: str | None
+    max_results: int
+    plan: str
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    hits: list[planner.Hit]
+    plan: str
+    at: float
+
+
+class SearchService:
+    """Searches one metadata store, and one vector store for VECTOR/MIX queries.
+
+    Args:
+        store: the metadata store.
+        vector_store: where the version's index set lives (VECTOR/MIX only).
+        embedder: the model that embedded the index set (VECTOR/MIX only).
+        index_set_id: the index set; by default the version's latest successful SemanticIndex
+            job's ``indexSetId``.
+        oss_config: to read a ``QueryImage`` from OSS.
+        limits: where the planner switches strategy.
+        cache_s: how long a ranked list is kept for its NextToken pages (re-ranking each page
+            would embed the query again).
+    """
+
+    def __init__(self, store: MetadataStore, *, vector_store: VectorStore | None = None,
+                 embedder: Embedder | None = None, index_set_id: str | None = None,
+                 oss_config: OssConfig | None = None, limits: planner.Limits | None = None,
+                 cache_s: float = 300.0):
+        self.store, self.vector_store, self.embedder = store, vector_store, embedder
+        self.index_set_id = index_set_id
+        self.limits = limits or planner.Limits()
+        self.loader = ImageLoader(oss_config)
+        self.cache_s = cache_s
+        self._ranked: OrderedDict[str, _Ranked] = OrderedDict()
+
+    # -- public API -------------------------------------------------------------------------
+    def search(self, dataset_id: str, version: str, query: Query, *,
+               query_image: bytes | None = None) -> SearchPage:
+        """One page of results (PAI's ListDatasetFileMetas).
+
+        Raises:
+            QueryError: ``bad-next-token``, ``missing-semantic``, ``no-text-embedding``, ...
+            AdapterError: no index set, or a backend failure.
+        """
+        dataset_id = self.store.get_dataset(dataset_id).dataset_id
+        self.store.get_version(dataset_id, version)
+        mode, why = planner.query_mode(query, image_upload=query_image is not None)
+        max_results = int(query.option("MaxResults", DEFAULT_MAX_RESULTS))
+        plan = planner.Plan(mode, why)
+        if mode == "TAG":
+            return self._tag_page(dataset_id, version, query, max_results, plan)
+        return self._vector_page(dataset_id, version, query, query_image, max_results, plan)
+
+    def explain(self, dataset_id: str, version: str, query: Query, *,
+                query_image: bytes | None = None) -> str:
+        """Which plan ran and why: filter count, strategy, rounds (runs the search)."""
+        return self.search(dataset_id, version, query, query_image=query_image).plan
+
+    def iter_matches(self, dataset_id: str, version: str, query: Query, *,
+                     query_image: bytes | None = None,
+                     page_size: int = 500) -> Iterator[tuple[FileMeta, float | None]]:
+        """Every match, streamed in pages (exports). A vector query without TopK has no cap:
+        every match above ScoreThreshold (see ``planner.iter_ranked`` for the order)."""
+        dataset_id = self.store.get_dataset(dataset_id).dataset_id
+        mode, why = planner.query_mode(query, image_upload=query_image is not None)
+        if mode == "TAG":
+            yield from self._iter_tag(dataset_id, version, query, page_size)
+            return
+        plan = planner.Plan(mode, why)
+        hits: Iterable[planner.Hit]
+        if query.option("TopK") is not None:
+            hits = self._sorted(query, self._rank(dataset_id, version, query, query_image, plan))
+        else:
+            src, vectors = self._sources(dataset_id, version, query, query_image)
+            hits = planner.iter_ranked(src, vectors, query, limits=self.limits, plan=plan,
+                                       threshold=_threshold(query))
+        yield from self._with_metas(hits, page_size)
+
+    def index_set_for(self, dataset_id: str, version: str) -> str:
+        """The index set searched: the configured one, or the version's latest successful
+        SemanticIndex job's, checked against this service's model and table.
+
+        Raises:
+            NotFoundError: the version has no successful semantic index.
+            ConfigError: the index was built with another model, dimension or table.
+        """
+        if self.index_set_id is not None:
+            return self.index_set_id
+        for job in self.store.list_jobs(dataset_id, version, "SemanticIndex"):  # newest first
+            spec = job.job_spec
+            if job.status in INDEXED_STATUSES and spec.get("indexSetId"):
+                self._check_spec(spec)
+                return str(spec["indexSetId"])
+        raise NotFoundError(f"dataset {dataset_id!r} version {version!r} has no successful "
+                            "SemanticIndex job: index it first, or pass index_set_id")
+
+    # -- TAG --------------------------------------------------------------------------------
+    def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
+                  plan: planner.Plan) -> SearchPage:
+        fp = fingerprint(query, dataset_id, version)
+        after = _tag_cursor(query, fp)
+        rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after)
+        page, more = rows[:max_results], len(rows) > max_results
+        total = int(self._sql(query, dataset_id, version, count=True)[0][0])
+        token = encode_token("tag", _keyset(query, page[-1]), fp) if more else None
+        metas = self.store.get_file_metas_by_pk([r[0] for r in page])
+        plan.strategy = "SQL keyset page" + _order_text(query)
+        plan.filter_count, plan.results = total, len(metas)
+        return SearchPage([(m, None) for m in metas], total, token, max_results, plan.explain())
+
+    def _iter_tag(self, dataset_id: str, version: str, query: Query,
+                  page_size: int) -> Iterator[tuple[FileMeta, None]]:
+        after: Any = None
+        while rows := self._sql(query, dataset_id, version, limit=page_size, after=after):
+            yield from ((m, None) for m in self.store.get_file_metas_by_pk([r[0] for r in rows]))
+            if len(rows) < page_size:
+                return
+            after = _keyset(query, rows[-1])
+
+    def _sql(self, query: Query, dataset_id: str, version: str, **kw: Any) -> list[tuple]:
+        compiled = compile_sql(query, self.store.dialect, dataset_id, version, **kw)
+        return self.store.fetchall(compiled.sql, compiled.params)
+
+    # -- VECTOR / MIX -----------------------------------------------------------------------
+    def _vector_page(self, dataset_id: str, version: str, query: Query, upload: bytes | None,
+                     max_results: int, plan: planner.Plan) -> SearchPage:
+        fp = fingerprint(query, dataset_id, version, _digest(upload))
+        token = query.option("NextToken")
+        offset = 0 if token is None else _offset(decode_token(str(token), "vector", fp))
+        cached = self._cached(fp) if token is not None else None
+        if cached is None:
+            hits = self._sorted(query, self._rank(dataset_id, version, query, upload, plan))
+            cached = self._remember(fp, hits, plan.explain())
+        page = cached.hits[offset:offset + max_results]
+        end = offset + len(page)
+        next_token = encode_token("vector", end, fp) if end < len(cached.hits) else None
+        metas = self.store.get_file_metas_by_pk([h.pk for h in page])
+        scores = {h.pk: h.score for h in page}
+        items = [(m, scores[m.pk]) for m in metas if m.pk is not None]
+        return SearchPage(items, len(cached.hits), next_token, max_results, cached.plan)
+
+    def _sources(self, dataset_id: str, version: str, query: Query,
+                 upload: bytes | None) -> tuple[SqlFilter, StoreVectors]:
+        if self.vector_store is None or self.embedder is None:
+            raise ConfigError("a VECTOR or MIX query needs a vector store and an embedding "
+                              "model: configure the dataset's index connections")
+        index_set = self.index_set_for(dataset_id, version)
+        vector = query_vector(self.embedder, query.semantic, upload, lambda uri:
+                              query_image_input(self.store, self.loader, dataset_id, version,
+                                                uri))
+        return (SqlFilter(self.store, query, dataset_id, version),
+                StoreVectors(self.vector_store, vector, index_set, dataset_id, version))
+
+    def _rank(self, dataset_id: str, version: str, query: Query, upload: bytes | None,
+              plan: planner.Plan) -> list[planner.Hit]:
+        src, vectors = self._sources(dataset_id, version, query, upload)
+        top_k = int(query.option("TopK", DEFAULT_TOP_K))
+        hits = planner.ranked(src, vectors, query, top_k=top_k, threshold=_threshold(query),
+                              limits=self.limits, plan=plan)
+        plan.results = len(hits)
+        plan.notes.append(f"TopK={top_k}, ScoreThreshold={_threshold(query)}; score = "
+                          "similarity to the query vector, the filter adds nothing to it")
+        return hits
+
+    def _sorted(self, query: Query, hits: list[planner.Hit]) -> list[planner.Hit]:
+        """The ranked list reordered by SortBy/Order (time, then key), if the query says so."""
+        sort = sort_column(query)
+        if sort is None or not hits:
+            return hits
+        column, desc = sort
+        metas = {m.pk: m for m in self.store.get_file_metas_by_pk([h.pk for h in hits])}
+
+        def key(h: planner.Hit) -> tuple[int, int]:
+            value = getattr(metas[h.pk], column) if h.pk in metas else None
+            return (NULL_SORT_KEY if value is None else int(value), h.pk)
+
+        return sorted(hits, key=key, reverse=desc)
+
+    def _with_metas(self, hits: Iterable[planner.Hit],
+                    page_size: int) -> Iterator[tuple[FileMeta, float]]:
+        for chunk in _chunks(hits, page_size):
+            scores = {h.pk: h.score for h in chunk}
+            for meta in self.store.get_file_metas_by_pk([h.pk for h in chunk]):
+                yield meta, scores[meta.pk]
+
+    # -- ranked-list cache for NextToken pages ----------------------------------------------
+    def _cached(self, fp: str) -> _Ranked | None:
+        entry = self._ranked.get(fp)
+        if entry is None or time.monotonic() - entry.at > self.cache_s:
+            return None
+        return entry
+
+    def _remember(self, fp: str, hits: list[planner.Hit], plan: str) -> _Ranked:
+        entry = _Ranked(hits, plan, time.monotonic())
+        self._ranked[fp] = entry
+        self._ranked.move_to_end(fp)
+        while len(self._ranked) > 32:
+            self._ranked.popitem(last=False)
+        return entry
+
+    def _check_spec(self, spec: dict[str, Any]) -> None:
+        checks = [("embeddingModel", getattr(self.embedder, "model", None)),
+                  ("dimension", getattr(self.embedder, "dimension", None)),
+                  ("databaseTableName", getattr(self.vector_store, "table", None))]
+        for key, mine in checks:
+            if mine is not None and spec.get(key) is not None and spec[key] != mine:
+                raise ConfigError(f"the index set {spec['indexSetId']!r} was built with "
+                                  f"{key}={spec[key]!r}, but this search uses {mine!r}")
+
+
+def _chunks(items: Iterable[planner.Hit], size: int) -> Iterator[list[planner.Hit]]:
+    chunk: list[planner.Hit] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _threshold(query: Query) -> float | None:
+    value = query.option("ScoreThreshold")
+    return None if value is None else float(value)
+
+
+def _digest(upload: bytes | None) -> str:
+    return "" if upload is None else hashlib.sha256(upload).hexdigest()
+
+
+def _keyset(query: Query, row: tuple) -> Any:
+    return int(row[0]) if sort_column(query) is None else [int(row[2]), int(row[0])]
+
+
+def _tag_cursor(query: Query, fp: str) -> Any:
+    token = query.option("NextToken")
+    if token is None:
+        return None
+    cursor = decode_token(str(token), "tag", fp)
+    if sort_column(query) is None and _is_int(cursor):
+        return cursor
+    if (sort_column(query) is not None and isinstance(cursor, list) and len(cursor) == 2
+            and all(_is_int(c) for c in cursor)):
+        return tuple(cursor)
+    raise DslSemanticError("bad-next-token", "NextToken is not valid: its cursor does not fit "
+                           "this query; start again without NextToken")
+
+
+def _offset(cursor: Any) -> int:
+    if not _is_int(cursor) or cursor < 0:
+        raise DslSemanticError("bad-next-token", "NextToken is not valid: its cursor does not "
+                               "fit this query; start again without NextToken")
+    return int(cursor)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _order_text(query: Query) -> str:
+    sort = sort_column(query)
+    if sort is None:
+        return " in key order"
+    return f" by {query.option('SortBy')} {'DESC' if sort[1] else 'ASC'}, then key"

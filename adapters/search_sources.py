@@ -1,0 +1,130 @@
+"""The search planner's sources bound to real backends: SQL for the filter, a vector store for
+similarity, an embedding model for the query vector."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from query import Const, Node, Query, UnsupportedFeatureError, compile_sql
+from query.ast import Semantic
+
+from .errors import AdapterError, NotSupportedError
+from .jobs.common import ImageLoader
+from .metadata import MetadataStore
+from .models.base import Embedder, ImageInput
+from .vectors.base import NativeFilter, VectorStore
+
+
+class SqlFilter:
+    """A query's filter over one dataset version, as the planner's ``FilterSource``."""
+
+    def __init__(self, store: MetadataStore, query: Query, dataset_id: str, version: str):
+        self.store, self.scope = store, (dataset_id, version)
+        # Listing ids for the planner is in key order whatever the query's SortBy says.
+        self.query = Query(query.filter, options={"Status": query.option("Status", "ACTIVE")})
+
+    def _run(self, **kw: Any) -> list[tuple]:
+        compiled = compile_sql(self.query, self.store.dialect, *self.scope, **kw)
+        return self.store.fetchall(compiled.sql, compiled.params)
+
+    def count(self, limit: int) -> int:
+        return int(self._run(count=True, limit=limit)[0][0])
+
+    def ids(self, after: int | None, limit: int) -> list[tuple[int, str]]:
+        return [(int(r[0]), str(r[1])) for r in self._run(limit=limit, after=after)]
+
+    def restrict(self, file_meta_ids: list[str]) -> dict[str, int]:
+        if not file_meta_ids:
+            return {}
+        return {str(r[1]): int(r[0]) for r in self._run(file_meta_ids=file_meta_ids)}
+
+
+def native_compiler(store: VectorStore) -> Callable[[Node], NativeFilter] | None:
+    """How to express a pushable filter in the store's own language (None: it cannot).
+
+    Checked through ``sys.modules`` so a plain search never imports pymilvus or the ES client:
+    a store of either class exists only if its module was imported.
+    """
+    milvus = sys.modules.get("adapters.vectors.milvus")
+    if milvus is not None and isinstance(store, milvus.MilvusVectorStore):
+        from query.compile.milvus import compile_milvus
+
+        return lambda node: compile_milvus(node).expr
+    es = sys.modules.get("adapters.vectors.elasticsearch")
+    if es is not None and isinstance(store, es.ElasticsearchVectorStore):
+        from query.compile.es import compile_es
+
+        return lambda node: compile_es(node, store.filter_fields).body
+    return None
+
+
+class StoreVectors:
+    """One query vector against one index set, as the planner's ``VectorSource``."""
+
+    def __init__(self, store: VectorStore, vector: np.ndarray, index_set_id: str,
+                 dataset_id: str, version: str):
+        self.store, self.vector = store, vector
+        self.where = {"index_set_id": index_set_id, "dataset_id": dataset_id,
+                      "dataset_version": version}
+        self.max_top_k = int(store.max_top_k)
+        self._compile = native_compiler(store)
+
+    def search(self, *, top_k: int, score_threshold: float | None,
+               file_meta_ids: list[str] | None, pushdown: Node) -> list[tuple[str, float]]:
+        native = None
+        if pushdown != Const(True) and self._compile is not None:
+            native = self._compile(pushdown) or None  # "" is Milvus for "no condition"
+        hits = self.store.search(self.vector, top_k=top_k, score_threshold=score_threshold,
+                                 file_meta_ids=file_meta_ids, filter=native, **self.where)
+        return [(h.file_meta_id, float(h.score)) for h in hits]
+
+
+def _first(vectors: list[np.ndarray | Exception]) -> np.ndarray:
+    if not vectors:
+        raise AdapterError("the embedding model returned no vector for the query")
+    if isinstance(vectors[0], Exception):
+        raise vectors[0]
+    return np.asarray(vectors[0], dtype=np.float32)
+
+
+def embed_text(embedder: Embedder, text: str) -> np.ndarray:
+    """The query text's vector; an image-only model is a clear, typed refusal."""
+    message = (f"the embedding model {embedder.model!r} embeds images only, so a text query "
+               "(Content / QueryText) cannot be searched; search with QueryImage, or index "
+               "with a text-capable model (DashScope, GME)")
+    if not getattr(embedder, "supports_text", True):
+        raise UnsupportedFeatureError("no-text-embedding", message, backend=embedder.model)
+    try:
+        return _first(list(embedder.embed_texts([text])))
+    except NotSupportedError as exc:
+        raise UnsupportedFeatureError("no-text-embedding", message,
+                                      backend=embedder.model) from exc
+
+
+def query_image_input(store: MetadataStore, loader: ImageLoader, dataset_id: str, version: str,
+                      uri: str) -> ImageInput:
+    """The image a ``QueryImage`` URI names: the version's file when it has one (its content
+    type travels along), else whatever the URI points at in storage."""
+    known = store.scan_lookup(dataset_id, version, [uri])
+    if uri in known:
+        return loader.load(store.get_file_metas_by_pk([known[uri][0]])[0])
+    return ImageInput(uri, loader.reader.read(uri), "application/octet-stream")
+
+
+def embed_image(embedder: Embedder, image: ImageInput) -> np.ndarray:
+    return _first(list(embedder.embed_images([image])))
+
+
+def query_vector(embedder: Embedder, semantic: Semantic | None, upload: bytes | None,
+                 image_for_uri: Callable[[str], ImageInput]) -> np.ndarray:
+    """The query vector of a text, an image URI or uploaded image bytes."""
+    if upload is not None:
+        return embed_image(embedder, ImageInput("upload", upload, "application/octet-stream"))
+    assert semantic is not None, "query_mode let a vector query through without input"
+    if semantic.text is not None:
+        return embed_text(embedder, semantic.text)
+    return embed_image(embedder, image_for_uri(str(semantic.image)))

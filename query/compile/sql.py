@@ -1,0 +1,349 @@
+"""Compile a bound query to SQL over ``file_metas`` with sqlglot builders: the only sqlglot import.
+
+No SQL strings are assembled: every node becomes a sqlglot expression, every user value a named
+parameter (``:p0`` for SQLite, ``%(p0)s`` for PostgreSQL), identifiers come only from
+``query.schema``. Logic is two-valued as in SEMANTICS.md: ``NOT x`` is compiled as
+``NOT COALESCE(x, FALSE)`` so a NULL never matches. Dialect differences (tags, JSON) are the
+rows of ``DIALECTS``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp, select
+
+from .. import schema
+from ..ast import And, Compare, Const, Has, Node, Not, Op, Or, Query
+from ..errors import UnsupportedFeatureError
+from ..schema import Attribute, Type
+
+TABLE = "file_metas"
+ALIAS = "f"
+TAGS_TABLE = "file_tags"  # SQLite only: (file_pk, grp, tag), kept in sync by triggers
+DEFAULT_STATUS = "ACTIVE"
+NULL_SORT_KEY = -(2**63 - 1)  # NULL sort columns sort as the smallest value
+CMP_SQL: dict[Op, type[exp.Expression]] = {
+    Op.EQ: exp.EQ, Op.GT: exp.GT, Op.GE: exp.GTE, Op.LT: exp.LT, Op.LE: exp.LTE,
+}
+
+
+@dataclass(frozen=True)
+class CompiledSql:
+    """SQL text with named placeholders, its parameters and the dialect it is written in.
+
+    ``params`` is a plain dict so it can go straight to ``sqlite3`` / ``psycopg``; treat it as
+    read-only.
+    """
+
+    sql: str
+    params: dict[str, Any]
+    dialect: str
+
+
+@dataclass
+class SqlContext:
+    """Collects parameters while compiling; ``param(v)`` returns the next placeholder."""
+
+    dialect: str
+    params: dict[str, Any] = field(default_factory=dict)
+    count: int = 0
+
+    def param(self, value: Any, name: str | None = None) -> exp.Placeholder:
+        if name is None:
+            name, self.count = f"p{self.count}", self.count + 1
+        self.params[name] = value
+        return exp.Placeholder(this=name)
+
+    def unsupported(self, node: Node) -> UnsupportedFeatureError:
+        return UnsupportedFeatureError("unsupported-construct",
+                                       f"{node!r} cannot be compiled to SQL",
+                                       backend=self.dialect)
+
+
+def col(name: str) -> exp.Column:
+    return exp.column(name, table=ALIAS)
+
+
+def fn(name: str, *args: exp.Expression) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def like_escape(text: str) -> str:
+    """Escape LIKE's wildcards with a backslash (used with ``ESCAPE '\\'``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _one_of(expr: exp.Expression, names: Sequence[str]) -> exp.Expression:
+    return exp.In(this=expr, expressions=[exp.Literal.string(n) for n in names])
+
+
+# ---------------------------------------------------------------------------------------------
+# dialect rows
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between engines: tag-group tests and JSON access to MetaAttributes."""
+
+    tag_eq: Callable[[SqlContext, Attribute, str], exp.Expression]
+    tag_count: str  # function giving a tag column's length
+    meta_type: Callable[[SqlContext, tuple[str, ...]], exp.Expression]
+    meta_value: Callable[[SqlContext, tuple[str, ...], bool], exp.Expression]
+    number_types: tuple[str, ...]
+    string_type: str
+    in_list: Callable[[exp.Expression, exp.Expression], exp.Expression]  # column, list param
+    list_param: Callable[[Sequence[str]], Any]  # the list as the driver wants it bound
+
+
+def _pg_tag_eq(ctx: SqlContext, row: Attribute, value: str) -> exp.Expression:
+    # "@>" with a one-element text[] parameter, so the GIN index on the column is used.
+    return exp.ArrayContainsAll(this=col(row.column or ""), expression=ctx.param([value]))
+
+
+def _pg_path(ctx: SqlContext, path: tuple[str, ...]) -> list[exp.Expression]:
+    return [col("meta_attributes"), *(ctx.param(k) for k in path)]
+
+
+def _pg_meta_type(ctx: SqlContext, path: tuple[str, ...]) -> exp.Expression:
+    return fn("jsonb_typeof", fn("jsonb_extract_path", *_pg_path(ctx, path)))
+
+
+def _pg_meta_value(ctx: SqlContext, path: tuple[str, ...], numeric: bool) -> exp.Expression:
+    text = fn("jsonb_extract_path_text", *_pg_path(ctx, path))
+    return exp.Cast(this=text, to=exp.DataType.build("numeric")) if numeric else text
+
+
+def _pg_in_list(column: exp.Expression, values: exp.Expression) -> exp.Expression:
+    # "= ANY(array)" is one parameter whatever the length, and uses the column's index.
+    return exp.EQ(this=column, expression=exp.Any(this=exp.Paren(this=values)))
+
+
+def _lite_tag_eq(ctx: SqlContext, row: Attribute, value: str) -> exp.Expression:
+    # The side table has PRIMARY KEY (grp, tag, file_pk): an index lookup, not a json_each scan.
+    t = exp.to_table(TAGS_TABLE, alias="t")
+    sub = select(exp.column("file_pk", table="t")).from_(t).where(
+        exp.column("grp", table="t").eq(exp.Literal.string(row.tag_group or "")),
+        exp.column("tag", table="t").eq(ctx.param(value)),
+    )
+    return col("pk").isin(query=sub)
+
+
+def _lite_path(ctx: SqlContext, path: tuple[str, ...]) -> exp.Expression:
+    return ctx.param("$" + "".join(f'."{k}"' for k in path))
+
+
+def _lite_meta_type(ctx: SqlContext, path: tuple[str, ...]) -> exp.Expression:
+    return fn("json_type", col("meta_attributes"), _lite_path(ctx, path))
+
+
+def _lite_meta_value(ctx: SqlContext, path: tuple[str, ...], numeric: bool) -> exp.Expression:
+    return fn("json_extract", col("meta_attributes"), _lite_path(ctx, path))
+
+
+def _lite_in_list(column: exp.Expression, values: exp.Expression) -> exp.Expression:
+    # One JSON-array parameter: SQLite caps the number of bound variables per statement.
+    return column.isin(query=select(exp.column("value")).from_(fn("json_each", values)))
+
+
+DIALECTS: dict[str, Dialect] = {
+    "postgres": Dialect(_pg_tag_eq, "cardinality", _pg_meta_type, _pg_meta_value,
+                        ("number",), "string", _pg_in_list, list),
+    "sqlite": Dialect(_lite_tag_eq, "json_array_length", _lite_meta_type, _lite_meta_value,
+                      ("integer", "real"), "text", _lite_in_list,
+                      lambda v: json.dumps(list(v), ensure_ascii=False)),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# filter
+
+
+def _row(name: str) -> Attribute:
+    found = schema.lookup(name)
+    if found is None or found[1] != name or found[0].column is None:
+        raise ValueError(f"unbound attribute {name!r}: analyze the query first")
+    return found[0]
+
+
+def _meta_compare(node: Compare, ctx: SqlContext, d: Dialect) -> exp.Expression:
+    path = schema.meta_path(node.attr)
+    numeric = not isinstance(node.value, str)
+    types = d.number_types if numeric else (d.string_type,)
+    # CASE keeps the value NULL unless the JSON type fits: a string never fails a number cast.
+    guarded = exp.Case(ifs=[exp.If(this=_one_of(d.meta_type(ctx, path), types),
+                                   true=d.meta_value(ctx, path, numeric))])
+    return CMP_SQL[node.op](this=guarded, expression=ctx.param(node.value))
+
+
+def _compare(node: Compare, ctx: SqlContext) -> exp.Expression:
+    row, d = _row(node.attr), DIALECTS[ctx.dialect]
+    if row.tag_group is not None:
+        return d.tag_eq(ctx, row, str(node.value))
+    if row.type is Type.META:
+        return _meta_compare(node, ctx, d)
+    if node.op is Op.MATCH:  # *_folded is written whenever the column is, '' included
+        pattern = "%" + like_escape(str(node.value).casefold()) + "%"
+        like = exp.Like(this=col(row.folded or ""), expression=ctx.param(pattern))
+        return exp.Escape(this=like, expression=exp.Literal.string("\\"))
+    value = schema.date_ms(str(node.value)) if row.type is Type.DATE else node.value
+    return CMP_SQL[node.op](this=col(row.column or ""), expression=ctx.param(value))
+
+
+def _has(node: Has, ctx: SqlContext) -> exp.Expression:
+    row, d = _row(node.attr), DIALECTS[ctx.dialect]
+    if row.tag_group is not None:
+        return exp.GT(this=fn(d.tag_count, col(row.column or "")),
+                      expression=exp.Literal.number(0))
+    if row.type is Type.META:
+        kind = exp.func("COALESCE", d.meta_type(ctx, schema.meta_path(node.attr)),
+                        exp.Literal.string("null"))
+        return exp.NEQ(this=kind, expression=exp.Literal.string("null"))
+    return _present(row)
+
+
+def _present(row: Attribute) -> exp.Expression:
+    return exp.Not(this=exp.Is(this=col(row.column or ""), expression=exp.Null()))
+
+
+def compile_filter(node: Node, ctx: SqlContext) -> exp.Expression:
+    """The SQL condition of a bound filter tree."""
+    match node:
+        case And(items=items):
+            return exp.and_(*(compile_filter(i, ctx) for i in items))
+        case Or(items=items):
+            return exp.or_(*(compile_filter(i, ctx) for i in items))
+        case Not(item=item):  # NULL must read as "no match": SEMANTICS.md
+            return exp.not_(exp.func("COALESCE", compile_filter(item, ctx), exp.false()))
+        case Has():
+            return _has(node, ctx)
+        case Compare():
+            return _compare(node, ctx)
+        case Const(value=value):
+            return exp.true() if value else exp.false()
+    raise ctx.unsupported(node)
+
+
+# ---------------------------------------------------------------------------------------------
+# statements
+
+
+def _context(dialect: str) -> SqlContext:
+    if dialect not in DIALECTS:
+        raise UnsupportedFeatureError("unknown-dialect", f"no SQL dialect {dialect!r}; "
+                                      f"choose one of {', '.join(DIALECTS)}", backend=dialect)
+    return SqlContext(dialect)
+
+
+def _as_query(query: Query | Node) -> Query:
+    return query if isinstance(query, Query) else Query(query)
+
+
+def _where(query: Query, ctx: SqlContext, dataset_id: str, dataset_version: str,
+           status: str | None, file_meta_ids: Sequence[str] | None = None) -> exp.Expression:
+    status = status or str(query.option("Status", DEFAULT_STATUS))
+    scope = [col("dataset_id").eq(ctx.param(dataset_id, "dataset_id")),
+             col("dataset_version").eq(ctx.param(dataset_version, "dataset_version"))]
+    if status != "ALL":
+        scope.append(col("status").eq(ctx.param(status, "status")))
+    if file_meta_ids is not None:
+        d = DIALECTS[ctx.dialect]
+        scope.append(d.in_list(col("file_meta_id"),
+                               ctx.param(d.list_param(file_meta_ids), "file_meta_ids")))
+    if query.filter == Const(True):
+        return exp.and_(*scope)
+    return exp.and_(*scope, compile_filter(query.filter, ctx))
+
+
+def compile_where(query: Query | Node, dialect: str, dataset_id: str, dataset_version: str,
+                  *, status: str | None = None) -> tuple[exp.Expression, dict[str, Any]]:
+    """The WHERE condition (a sqlglot expression over ``file_metas AS f``) and its parameters.
+
+    Args:
+        query: a bound ``Query`` (its Status option applies) or a bound filter tree.
+        dialect: ``"postgres"`` or ``"sqlite"``.
+        dataset_id, dataset_version: the scope, passed as parameters.
+        status: overrides the query's Status (``ACTIVE`` default, ``DELETED``, ``ALL``).
+    """
+    ctx = _context(dialect)
+    where = _where(_as_query(query), ctx, dataset_id, dataset_version, status)
+    return where, ctx.params
+
+
+def sort_column(query: Query) -> tuple[str, bool] | None:
+    """``(column, descending)`` for the query's SortBy/Order (Order defaults to DESC)."""
+    sort_by = query.option("SortBy")
+    if sort_by is None:
+        return None
+    return schema.BY_NAME[str(sort_by)].column or "", query.option("Order", "DESC") == "DESC"
+
+
+def compile_sql(query: Query | Node, dialect: str, dataset_id: str, dataset_version: str, *,
+                status: str | None = None, count: bool = False, limit: int | None = None,
+                after: int | tuple[int, int] | None = None,
+                file_meta_ids: Sequence[str] | None = None) -> CompiledSql:
+    """Compile a bound query to one SQL statement over the metadata table.
+
+    Without ``count``: ``SELECT f.pk, f.file_meta_id[, sort_key] FROM file_metas AS f WHERE
+    ... ORDER BY ...``, ordered by ``f.pk``, or by the query's ``SortBy``/``Order`` then ``pk``
+    (the third column is the sort key, NULL times coalesced to the smallest value). With
+    ``count``: ``SELECT COUNT(*)``. The semantic part and the other options are not SQL's job.
+
+    Args:
+        count: ``SELECT COUNT(*)``; with ``limit``, counting stops at ``limit`` rows (enough to
+            choose a plan without scanning every match).
+        limit: page size (a parameter).
+        after: keyset cursor: the last row's ``pk`` (pk order) or ``(sort_key, pk)`` (SortBy).
+        file_meta_ids: only these files (one list parameter): the planner's post-filter.
+
+    Raises:
+        UnsupportedFeatureError: unknown dialect.
+    """
+    q, ctx = _as_query(query), _context(dialect)
+    where = _where(q, ctx, dataset_id, dataset_version, status, file_meta_ids)
+    table = exp.to_table(TABLE, alias=ALIAS)
+    if count:
+        return _count(table, where, limit, ctx)
+    sort = sort_column(q)
+    keys: list[exp.Expression] = [col("pk")]
+    desc = False
+    if sort is not None:
+        keys.insert(0, exp.func("COALESCE", col(sort[0]), exp.Literal.number(NULL_SORT_KEY)))
+        desc = sort[1]
+    if after is not None:
+        where = exp.and_(where, _after(keys, after, desc, ctx))
+    columns = [col("pk"), col("file_meta_id")] + ([exp.alias_(keys[0], "sort_key")] if sort
+                                                  else [])
+    stmt = select(*columns).from_(table).where(where).order_by(
+        *(exp.Ordered(this=k.copy(), desc=desc, nulls_first=not desc) for k in keys))
+    if limit is not None:
+        stmt = stmt.limit(ctx.param(int(limit), "limit"))
+    return CompiledSql(stmt.sql(dialect=dialect), ctx.params, dialect)
+
+
+def _count(table: exp.Table, where: exp.Expression, limit: int | None,
+           ctx: SqlContext) -> CompiledSql:
+    if limit is None:
+        stmt = select(exp.func("COUNT", exp.Star())).from_(table).where(where)
+    else:
+        inner = select(exp.Literal.number(1)).from_(table).where(where).limit(
+            ctx.param(int(limit), "limit"))
+        stmt = select(exp.func("COUNT", exp.Star())).from_(inner.subquery("c"))
+    return CompiledSql(stmt.sql(dialect=ctx.dialect), ctx.params, ctx.dialect)
+
+
+def _after(keys: list[exp.Expression], after: int | tuple[int, int], desc: bool,
+           ctx: SqlContext) -> exp.Expression:
+    values = (after,) if isinstance(after, int) else tuple(after)
+    if len(values) != len(keys):
+        raise ValueError(f"the cursor needs {len(keys)} value(s), got {len(values)}")
+    cmp = exp.LT if desc else exp.GT
+    if len(keys) == 1:
+        return cmp(this=keys[0].copy(), expression=ctx.param(values[0], "after_pk"))
+    left = exp.Tuple(expressions=[k.copy() for k in keys])
+    right = exp.Tuple(expressions=[ctx.param(values[0], "after_key"),
+                                   ctx.param(values[1], "after_pk")])
+    return cmp(this=left, expression=right)

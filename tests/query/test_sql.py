@@ -1,0 +1,113 @@
+"""The SQL compiler's shape: parameters only, NULL-safe NOT, scope, keyset paging."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from query import Compare, Not, Op, Query, compile_sql, compile_where, parse, schema
+from query.compile.sql import like_escape
+
+from .conftest import Loaded
+from .dataset import RECORDS
+
+EVIL = "x'; DROP TABLE file_metas; --"
+
+
+@pytest.mark.parametrize(("dialect", "style"), [("sqlite", r":p0\b"), ("postgres", r"%\(p0\)s")])
+def test_named_placeholders(dialect: str, style: str) -> None:
+    compiled = compile_sql(parse("FileName='a'"), dialect, "d", "v1")
+    assert re.search(style, compiled.sql)
+    assert compiled.params == {"dataset_id": "d", "dataset_version": "v1", "status": "ACTIVE",
+                               "p0": "a"}
+    assert compiled.dialect == dialect
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+def test_user_values_never_reach_the_sql_text(dialect: str) -> None:
+    text = (f"FileName={EVIL!r} OR Tags.all={EVIL!r} OR FileDir:{EVIL!r} OR "
+            f"MetaAttributes.k={EVIL!r} OR Description={EVIL!r}")
+    compiled = compile_sql(parse(text), dialect, EVIL, EVIL)
+    assert "DROP" not in compiled.sql and "x'" not in compiled.sql
+    assert "?" not in compiled.sql  # the PostgreSQL store rewrites "?" placeholders
+
+
+def test_not_is_null_safe() -> None:
+    compiled = compile_sql(Not(Compare("FileType", Op.EQ, "image")), "sqlite", "d", "v1")
+    assert "NOT COALESCE(f.file_type = :p0, FALSE)" in compiled.sql
+
+
+def test_like_pattern_is_escaped_and_folded() -> None:
+    compiled = compile_sql(parse("FileName:'A%_\\\\ß'"), "postgres", "d", "v1")
+    assert "f.file_name_folded LIKE %(p0)s ESCAPE '\\'" in compiled.sql
+    assert compiled.params["p0"] == "%a\\%\\_\\\\ss%"
+    assert like_escape("50%_") == "50\\%\\_"
+
+
+def test_status_all_drops_the_status_filter() -> None:
+    compiled = compile_sql(parse("Status='ALL'"), "sqlite", "d", "v1")
+    assert "status" not in compiled.sql and "status" not in compiled.params
+    override = compile_sql(parse("Status='ALL'"), "sqlite", "d", "v1", status="DELETED")
+    assert override.params["status"] == "DELETED"
+
+
+def test_compile_where_returns_an_expression() -> None:
+    where, params = compile_where(parse("DataSize>1"), "postgres", "d", "v1")
+    assert where.sql(dialect="postgres").endswith("f.data_size > %(p0)s")
+    assert params["p0"] == 1
+
+
+def test_tags_use_the_index_friendly_forms() -> None:
+    pg = compile_sql(parse("Tags.user='x'"), "postgres", "d", "v1")
+    assert "f.tags_user @> %(p0)s" in pg.sql and pg.params["p0"] == ["x"]
+    lite = compile_sql(parse("Tags.user='x'"), "sqlite", "d", "v1")
+    assert "f.pk IN (SELECT t.file_pk FROM file_tags AS t WHERE t.grp = 'user'" in lite.sql
+
+
+def _expected_order(sort_key: str | None, desc: bool) -> list[str]:
+    active = [(i, r) for i, r in enumerate(RECORDS) if r["Status"] == "ACTIVE"]
+    if sort_key is None:
+        return [r["DatasetFileMetaId"] for _, r in active]
+    key = [(r[sort_key] if r[sort_key] is not None else -(2**63), i) for i, r in active]
+    ordered = sorted(zip(key, active, strict=True), reverse=desc)
+    return [r["DatasetFileMetaId"] for _, (_, r) in ordered]
+
+
+@pytest.mark.parametrize(("options", "sort_key", "desc"), [
+    ("", None, False),
+    (" AND SortBy='FileUpdateTime'", "FileUpdateTime", True),
+    (" AND SortBy='FileUpdateTime' AND Order='ASC'", "FileUpdateTime", False),
+    (" AND SortBy='FileCreateTime' AND Order='DESC'", "FileCreateTime", True),
+])
+def test_keyset_paging_visits_every_row_once_in_order(
+        sql_loaded: Loaded, options: str, sort_key: str | None, desc: bool) -> None:
+    store, dataset_id, version = sql_loaded
+    query = parse("HAS FileName" + options)
+    seen: list[str] = []
+    after = None
+    for _ in range(20):
+        page = compile_sql(query, store.dialect, dataset_id, version, limit=4, after=after)
+        rows = store.fetchall(page.sql, page.params)
+        seen += [r[1] for r in rows]
+        if len(rows) < 4:
+            break
+        after = rows[-1][0] if sort_key is None else (rows[-1][2], rows[-1][0])
+    assert seen == _expected_order(sort_key, desc)
+
+
+def test_filter_only_query_is_wrapped() -> None:
+    tree = Compare("DataSize", Op.GT, 1)
+    assert compile_sql(tree, "sqlite", "d", "v1") == compile_sql(Query(tree), "sqlite", "d", "v1")
+
+
+def test_unbound_trees_are_refused() -> None:
+    with pytest.raises(ValueError, match="unbound"):
+        compile_sql(Compare("filename", Op.EQ, "a"), "sqlite", "d", "v1")
+
+
+def test_semantics_doc_embeds_the_schema_table() -> None:
+    text = Path(schema.__file__).with_name("SEMANTICS.md").read_text(encoding="utf-8")
+    table = text.split("<!-- schema-table:start -->\n")[1].split("\n<!-- schema-table:end -->")[0]
+    assert table == schema.describe()
