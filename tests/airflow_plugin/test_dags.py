@@ -2,21 +2,102 @@
 
 from __future__ import annotations
 
+import pytest
+
+from adapters.models import LOCAL_TAG_DEFINITION
 from adapters.samples import generate_samples
 
 
-def test_pipeline_builds_file_metas(airflow_db, tmp_path):
+@pytest.fixture(scope="module")
+def dagbag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
+    bag = DagBag(dag_folder="dags")
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture(scope="module")
+def sample_dataset(airflow_db, tmp_path_factory):
     from airflow_plugin.hooks.metadata import MetadataStoreHook
 
     store = MetadataStoreHook().get_store()
-    generate_samples(tmp_path / "imgs", per_scene=2)
-    ds = store.create_dataset("dag-test", (tmp_path / "imgs").as_uri())
+    root = tmp_path_factory.mktemp("imgs")
+    generate_samples(root, per_scene=3)
+    ds = store.create_dataset("dag-samples", root.as_uri())
     store.create_version(ds.dataset_id)
-    bag = DagBag(dag_folder="dags")
-    assert bag.import_errors == {}
-    dag = bag.get_dag("mmdm_dataset_pipeline")
-    run = dag.test(run_conf={"dataset": "dag-test", "version": "v1"})
+    store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
+                        guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
+    return store, ds
+
+
+def _xcom(run, task_id, map_index=-1):
+    from airflow.models import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=map_index).one()
+        assert ti.state == "success", (task_id, ti.state)
+        row = session.query(XComModel).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id, task_id=task_id, map_index=map_index,
+            key="return_value").one()
+        return XComModel.deserialize_value(row)
+
+
+def test_every_dag_file_imports(dagbag):
+    assert set(dagbag.dag_ids) == {"mmdm_dataset_pipeline", "mmdm_dataset_pipeline_incremental",
+                                   "mmdm_training", "mmdm_sharded_tagging"}
+
+
+def test_pipeline_then_training_on_the_export_asset(dagbag, sample_dataset, tmp_path):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    store, ds = sample_dataset
+    conf = {"dataset": "dag-samples", "version": "v1", "mode": "Full",
+            "query": "FileDir:'blue' OR FileDir:'red'", "export_dir": str(tmp_path)}
+    run = dagbag.get_dag("mmdm_dataset_pipeline").test(run_conf=conf)
     assert run.state == "success"
-    assert store.count_file_metas(ds.dataset_id, "v1") == 10
+    built = _xcom(run, "build_file_metas")
+    assert (built["new"], built["failed"]) == (15, 1)  # the samples' corrupt .jpg
+    assert _xcom(run, "smart_tag")["CompletedFileCount"] == 15
+    assert _xcom(run, "semantic_index")["CompletedFileCount"] == 15
+    export = _xcom(run, "export")
+    assert export["RowCount"] == 6 and export["ManifestUri"].startswith(tmp_path.as_uri())
+    with create_session() as session:
+        event = session.query(AssetEvent).order_by(AssetEvent.id.desc()).first()
+        assert event.extra["ManifestUri"] == export["ManifestUri"]
+
+    training = dagbag.get_dag("mmdm_training").test()
+    assert training.state == "success"
+    got = _xcom(training, "load_export")
+    assert (got["Rows"], got["ExpectedRows"], got["ManifestUri"]) == (
+        6, 6, export["ManifestUri"])
+
+
+def test_incremental_pipeline_makes_no_model_calls_when_nothing_changed(
+        dagbag, sample_dataset, tmp_path):
+    conf = {"dataset": "dag-samples", "version": "v1", "export_dir": str(tmp_path)}
+    dag = dagbag.get_dag("mmdm_dataset_pipeline_incremental")
+    run = dag.test(run_conf=conf)
+    assert run.state == "success"
+    assert _xcom(run, "build_file_metas")["unchanged"] == 15
+    assert _xcom(run, "smart_tag")["TotalFileCount"] == 0
+    assert _xcom(run, "semantic_index")["TotalFileCount"] == 0
+    assert _xcom(run, "export")["RowCount"] == 15
+
+
+def test_sharded_run_maps_one_task_per_shard(dagbag, sample_dataset):
+    store, ds = sample_dataset
+    run = dagbag.get_dag("mmdm_sharded_tagging").test(
+        run_conf={"dataset": "dag-samples", "version": "v1", "shards": 3})
+    assert run.state == "success"
+    tagged = [_xcom(run, "smart_tag", i)["CompletedFileCount"] for i in range(3)]
+    indexed = [_xcom(run, "semantic_index", i)["CompletedFileCount"] for i in range(3)]
+    assert sum(tagged) == sum(indexed) == 15 and all(n > 0 for n in tagged)
+    keys = store.fetchall(
+        "SELECT jf.file_key FROM job_files jf JOIN jobs j ON j.job_id = jf.job_id "
+        "WHERE j.job_action = 'IntelligentTag' AND j.job_spec LIKE ?", ('%"shard": [%',))
+    assert len(keys) == len(set(keys)) == 15
