@@ -85,3 +85,15 @@ def airflow_db() -> str:
 
     db.resetdb()
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_milvus_lite() -> Iterator[None]:
+    """Stop Milvus Lite servers while logging still works (its exit hook logs to a closed
+    stream otherwise)."""
+    yield
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return
+    server_manager_instance.release_all()

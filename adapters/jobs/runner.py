@@ -138,15 +138,18 @@ class FileJobRunner(Generic[R]):
         stopped = False
         last_check = time.monotonic()
         with ThreadPoolExecutor(self.concurrency) as pool:
-            while True:
+
+            def refill() -> None:
                 while not stopped and len(inflight) < self.concurrency:
                     unit = next(units, None)
                     if unit is None:
-                        break
+                        return
                     inflight.add(pool.submit(work, unit))
-                if not inflight:
-                    break
+
+            refill()
+            while inflight:
                 done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                refill()  # keep every slot busy while this thread commits
                 outcomes = [o for f in done for o in f.result()]
                 self._commit(outcomes, commit, meter)
                 if time.monotonic() - last_check >= STATUS_CHECK_S:
