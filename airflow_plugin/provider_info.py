@@ -39,7 +39,8 @@ CONNECTION_TYPES = [
         "hook-name": "PAI-EAS embedding service (mmdm)",
         "conn-fields": {
             "model": _field("Model", default="gme-Qwen2-VL-2B-Instruct"),
-            "dimension": _field("Vector dimension", "integer", default=1536, minimum=1),
+            "dimension": _field("Vector dimension (empty: the model's)", ["integer", "null"],
+                                minimum=1),
         },
         "ui-field-behaviour": _form(
             ["schema", "port", "login", "extra"],

@@ -55,7 +55,8 @@ class EasEmbeddingHook(BaseHook):
     """A GME embedding service deployed on PAI-EAS.
 
     Fields: host = the service endpoint (``http://….pai-eas.aliyuncs.com/api/predict/…``);
-    password = the EAS token; extras ``model`` and ``dimension`` (1536 for GME-2B).
+    password = the EAS token; extras ``model`` and ``dimension`` (by default the model's:
+    1536 for GME-2B, 3584 for GME-7B).
 
     :param eas_conn_id: connection id.
     """
@@ -76,7 +77,7 @@ class EasEmbeddingHook(BaseHook):
             raise ConfigError(f"connection {conn.conn_id!r} has no endpoint (host)")
         return open_embedder("eas", endpoint=conn.host, token=conn.password,
                              model=extra.get("model", "gme-Qwen2-VL-2B-Instruct"),
-                             dimension=int(extra.get("dimension", 1536)))
+                             dimension=extra.get("dimension"))  # None: the model's own size
 
     def get_embedder(self) -> Embedder:
         return self.embedder(self.get_connection(self.eas_conn_id))
