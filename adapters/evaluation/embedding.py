@@ -126,7 +126,7 @@ def embed_images(embedder: Embedder, images_dir: Path, keys: Sequence[str],
             outcome.extend(zip((key for key, _ in inputs), results))
         return outcome
 
-    size = max(1, int(getattr(embedder, "max_batch", 1) or 1))
+    size = max(1, int(embedder.max_batch))
     meter = ProgressMeter(progress, total=len(todo))
     for outcome in calls.map(work, [todo[i:i + size] for i in range(0, len(todo), size)]):
         failed = 0

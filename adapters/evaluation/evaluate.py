@@ -23,7 +23,7 @@ from ..progress import ProgressCallback
 from .embedding import Calls, embed_images, embed_tag_texts
 from .feature_cache import FeatureCache, model_key
 from .labelled_set import IMAGES_DIR, read_exemplars, read_labelled_set
-from .precision import K_VALUES, TagScore, mean_precision, score_tag
+from .precision import K_VALUES, mean_precision, score_tag
 from .queries import DEFAULT_EXEMPLARS_PER_TAG, Query, exemplar_queries, rankings
 from .result import REPORT_TOP, EvaluationResult, Problem, TagReport
 
@@ -57,11 +57,17 @@ def evaluate_embedding(
     :param cache_key: the model name the feature file records; default ``model_key(embedder)``.
 
     Raises:
-        NotFoundError: no ``dataset.jsonl`` in ``data_dir``.
+        NotFoundError: no ``dataset.jsonl`` or ``images/`` in ``data_dir``.
         ConfigError: an unknown query mode, or text queries on an image-only model.
         AdapterError: a failure every call would repeat (rejected key, wrong endpoint).
     """
     mode = _query_mode(queries, embedder)
+    ks = tuple(ks)
+    if not ks or list(ks) != sorted(set(ks)) or ks[0] < 1:  # checked before paying for vectors
+        raise ConfigError(f"ks must be distinct positive numbers in ascending order, not {ks}")
+    if mode == "image" and exemplars_per_tag < 1:
+        raise ConfigError(f"image queries need at least one exemplar per tag, not "
+                          f"{exemplars_per_tag}")
     calls = calls or Calls()
     labelled = read_labelled_set(data_dir)
     problems: list[Problem] = list(labelled.problems)
@@ -88,11 +94,11 @@ def evaluate_embedding(
     corpus = [key for key in labelled.image_ids if key in images.vectors]
     reports = _score(built, corpus, images.vectors, labelled.ground_truth, ks, problems)
     means, counts = mean_precision((r.score for r in reports), ks)
-    for problem in problems:
-        log.info("left out: %s", problem)
+    for problem in problems:  # the caller shows them; this is for library users' logs
+        log.debug("left out: %s", problem)
     return EvaluationResult(
         model=embedder.model, dimension=embedder.dimension, queries=mode,
-        prefix=prefix if mode == "text" else "", ks=tuple(ks), precision=means, counts=counts,
+        prefix=prefix if mode == "text" else "", ks=ks, precision=means, counts=counts,
         tags=reports, problems=problems, tags_total=len(labelled.ground_truth),
         images_listed=len(labelled.image_ids), images_ranked=len(corpus),
         embedded_now={"images": images.embedded_now, "texts": text_counts[0]},
@@ -129,7 +135,7 @@ def _score(queries: list[Query], corpus: list[str], vectors: dict[str, np.ndarra
             why = "after its exemplars" if excluded else "with a vector"
             problems.append(Problem("tag", query.tag, f"no ground-truth image left {why}"))
             continue
-        score: TagScore = score_tag(ranking, truth, ks)
+        score = score_tag(ranking, truth, ks)
         for k, value in score.counted.items():
             log.debug("Tag %s, Len(GT) %d, Precision@%d %.4f", query.tag, score.n_gt, k, value)
         if score.capped:

@@ -60,12 +60,14 @@ def read_labelled_set(root: str | Path) -> LabelledSet:
     """Parse ``dataset.jsonl`` under ``root``; unreadable lines become problems.
 
     Raises:
-        NotFoundError: ``root`` has no ``dataset.jsonl``.
+        NotFoundError: ``root`` has no ``dataset.jsonl`` or no ``images/`` folder.
     """
     root = Path(root)
     path = root / DATASET_FILE
     if not path.is_file():
         raise NotFoundError(f"no {DATASET_FILE} in {root}")
+    if not (root / IMAGES_DIR).is_dir():  # one clear error rather than one per image
+        raise NotFoundError(f"no {IMAGES_DIR}/ folder in {root}")
     labelled = LabelledSet(root, [], {})
     seen: set[str] = set()
     for number, line in _json_lines(path, labelled.problems):

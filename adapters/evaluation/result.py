@@ -89,7 +89,8 @@ class EvaluationResult:
         for k in self.ks:
             value = self.precision[k]
             shown = f"{value:.4f}" if value is not None else "   n/a"
-            lines.append(f"Precision@{k:<4d} {shown}  ({self.counts[k]} tags)")
+            count = self.counts[k]
+            lines.append(f"Precision@{k:<4d} {shown}  ({count} tag{'' if count == 1 else 's'})")
         lines.append(f"tags scored {len(self.tags)} of {self.tags_total}; images ranked "
                      f"{self.images_ranked} of {self.images_listed}; problems "
                      f"{len(self.problems)}")

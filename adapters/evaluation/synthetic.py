@@ -58,8 +58,9 @@ def write_synthetic_set(root: str | Path, *, per_hue: int = 26, seed: int = 0) -
             brightness = "dark" if i % 2 == 0 else "bright"
             ext, fmt = _FORMATS[(h + i) % len(_FORMATS)]
             key = f"{name}-{i:03d}"
+            options = {} if fmt == "PNG" else {"quality": 90}
             make_image(rng, hue, BRIGHTNESS[brightness]).save(
-                root / IMAGES_DIR / f"{key}.{ext}", fmt, **({"quality": 90} if fmt != "PNG" else {}))
+                root / IMAGES_DIR / f"{key}.{ext}", fmt, **options)
             lines.append({"image_id": f"{key}.{ext}", "tags": [name, brightness]})
     rng.shuffle(lines)  # so a tag's first ground-truth images are not all alike
     with (root / DATASET_FILE).open("w", encoding="utf-8") as out:

@@ -89,7 +89,7 @@ def embedder_for(conn_id: str | None = DEFAULT_EMBEDDING_CONN, model: str | None
     none (``None``, ``"local"``, or the default id undefined)."""
     conn = optional_connection(conn_id, DEFAULT_EMBEDDING_CONN)
     if conn is None:
-        return open_embedder("local")
+        return open_embedder("local", dimension=dimension)
     if conn.conn_type == DashScopeHook.conn_type:
         return open_embedder("dashscope", model=model or "multimodal-embedding-v1",
                              dimension=dimension, **DashScopeHook.settings(conn))

@@ -14,7 +14,7 @@ from tests.fakes.fake_dashscope import FakeDashScope
 
 from .dashscope_set import PREFIX, build_set, expected_precision
 
-ROW = re.compile(r"^Precision@(\d+)\s+(\S+)\s+\((\d+) tags\)$")
+ROW = re.compile(r"^Precision@(\d+)\s+(\S+)\s+\((\d+) tags?\)$")
 
 
 @pytest.fixture(scope="module")

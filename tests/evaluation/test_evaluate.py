@@ -191,8 +191,11 @@ def test_text_queries_need_a_model_that_embeds_text(tmp_path):
     embedder = _image_query_set(tmp_path)
     with pytest.raises(ConfigError, match="cannot embed text"):
         evaluate_embedding(tmp_path, embedder, queries="text")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="dataset.jsonl"):
         evaluate_embedding(tmp_path / "nowhere", embedder)
+    write_dataset(tmp_path / "no-images", [{"image_id": "a1", "tags": ["A"]}])
+    with pytest.raises(NotFoundError, match="images/"):
+        evaluate_embedding(tmp_path / "no-images", embedder)
 
 
 class _Flaky(ScriptedEmbedder):

@@ -55,7 +55,7 @@ def test_a_tag_without_ground_truth_cannot_be_scored():
         score_tag(["a"], [])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.data())
 def test_matches_the_seed_loop(data):
     n_images = data.draw(st.integers(1, 130))
