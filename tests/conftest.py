@@ -1,4 +1,5 @@
-"""Shared fixtures: the real PostgreSQL server, metadata stores on both engines, fake OSS."""
+"""Shared fixtures: the real PostgreSQL server, metadata stores on both engines, the fake
+cloud servers (OSS, DashScope, EAS)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
 from adapters.metadata import MetadataStore, open_store  # noqa: E402
+from tests.fakes.fake_dashscope import FakeDashScope  # noqa: E402
+from tests.fakes.fake_eas import FakeEas  # noqa: E402
 from tests.fakes.fake_oss import FakeOss  # noqa: E402
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -74,6 +77,20 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[MetadataStore]:
 @pytest.fixture
 def fake_oss() -> Iterator[FakeOss]:
     server = FakeOss().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_dashscope() -> Iterator[FakeDashScope]:
+    server = FakeDashScope().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_eas() -> Iterator[FakeEas]:
+    server = FakeEas().start()
     yield server
     server.stop()
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from PIL import Image
 
 from adapters.metadata import open_store
 from adapters.scan import build_file_metas
-from tests.fakes.fake_dashscope import FakeDashScope
 from tests.models.driving_tags import DRIVING_TAGS, GUIDE_PROMPT_EN
 
 
@@ -29,10 +26,3 @@ def sqlite_store(tmp_path):
     store = open_store(str(tmp_path / "metadata.db"))
     yield store
     store.close()
-
-
-@pytest.fixture
-def fake_dashscope() -> Iterator[FakeDashScope]:
-    server = FakeDashScope().start()
-    yield server
-    server.stop()
