@@ -11,12 +11,14 @@ Inserts go through the adapter's ``upsert`` (what indexing jobs call). Then a fl
 segments, and Milvus Lite compacts them and builds their indexes in a background thread: the
 bench waits until the process goes idle ("flush+index s") so searches use the built indexes
 and do not compete with the build. Recall@10 is
-measured against exact numpy search over the same vectors. Random 512-d vectors are the
-hard case for ANN (neighbours are nearly equidistant); real embeddings cluster.
+measured against exact numpy search over the same vectors. Uniform random 512-d vectors are
+the hard case for ANN (neighbours are nearly equidistant); real embeddings cluster, which
+``--clusters K`` imitates (K Gaussian clusters, each vector at cosine ~0.8 to its centre).
 
     python bench/vectors.py                                  # 100k vectors
     python bench/vectors.py --sizes 20000,100000,1000000     # 1M: Milvus Lite needs ~8 min
     python bench/vectors.py --backends numpy,milvus-flat --queries 20
+    python bench/vectors.py --sizes 20000 --clusters 1000
 """
 
 from __future__ import annotations
@@ -40,17 +42,25 @@ BACKENDS = ("numpy", "milvus-flat", "milvus-autoindex", "milvus-hnsw")
 _CHUNK = 10_000  # vectors are generated per chunk from a fixed seed, identically in every process
 
 
-def vectors(n: int, dimension: int, seed_base: int = 0) -> np.ndarray:
+def vectors(n: int, dimension: int, clusters: int = 0, seed_base: int = 0) -> np.ndarray:
+    centres = None
+    if clusters:
+        centres = np.random.default_rng(2**31).standard_normal((clusters, dimension))
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     chunks = []
     for start in range(0, n, _CHUNK):
         rng = np.random.default_rng(seed_base + start // _CHUNK)
         chunk = rng.standard_normal((min(_CHUNK, n - start), dimension)).astype(np.float32)
-        chunks.append(chunk / np.linalg.norm(chunk, axis=1, keepdims=True))
+        if centres is not None:
+            # noise of norm ~0.75 around a unit centre: cosine ~0.8 to it
+            picks = rng.integers(0, clusters, size=len(chunk))
+            chunk = centres[picks] + chunk * (0.75 / np.sqrt(dimension))
+        chunks.append((chunk / np.linalg.norm(chunk, axis=1, keepdims=True)).astype(np.float32))
     return np.concatenate(chunks)
 
 
-def queries(count: int, dimension: int) -> np.ndarray:
-    return vectors(count, dimension, seed_base=1_000_000)
+def queries(count: int, dimension: int, clusters: int = 0) -> np.ndarray:
+    return vectors(count, dimension, clusters, seed_base=1_000_000)
 
 
 def exact_top(data: np.ndarray, query: np.ndarray, k: int = 10) -> np.ndarray:
@@ -59,8 +69,8 @@ def exact_top(data: np.ndarray, query: np.ndarray, k: int = 10) -> np.ndarray:
     return top[np.argsort(-scores[top])]
 
 
-def run_numpy(n: int, dimension: int, qs: np.ndarray, _: argparse.Namespace) -> dict:
-    data = vectors(n, dimension)
+def run_numpy(n: int, dimension: int, qs: np.ndarray, args: argparse.Namespace) -> dict:
+    data = vectors(n, dimension, args.clusters)
     latencies = []
     for q in qs:
         t = time.perf_counter()
@@ -96,7 +106,7 @@ def run_milvus(n: int, dimension: int, qs: np.ndarray, args: argparse.Namespace)
     store = MilvusVectorStore(path, "bench", dimension, index_type=index_type, client=client,
                               batch_size=args.batch)
     store.ensure_table()
-    data = vectors(n, dimension)
+    data = vectors(n, dimension, args.clusters)
     t = time.perf_counter()
     for start in range(0, n, args.batch):
         store.upsert([VectorRecord("bench", f"dfm-{i:08d}", "ds", "v1", f"oss://b/{i:08d}.jpg",
@@ -119,7 +129,7 @@ def run_milvus(n: int, dimension: int, qs: np.ndarray, args: argparse.Namespace)
 
 
 def child(args: argparse.Namespace) -> None:
-    qs = queries(args.queries, args.dim)
+    qs = queries(args.queries, args.dim, args.clusters)
     runner = run_numpy if args.backend == "numpy" else run_milvus
     result = runner(args.child_size, args.dim, qs, args)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -134,7 +144,7 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict:
     try:
         cmd = [sys.executable, __file__, "--child-size", str(n), "--backend", backend,
                "--dim", str(args.dim), "--queries", str(args.queries), "--batch",
-               str(args.batch), "--workdir", workdir]
+               str(args.batch), "--clusters", str(args.clusters), "--workdir", workdir]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         if out.returncode != 0 or not lines:
@@ -148,13 +158,14 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict:
 
 def row(backend: str, n: int, r: dict) -> str:
     if "error" in r:
-        return f"| {backend} | {n:,} | error: {r['error']} |||||||"
+        return f"| {backend} | {n:,} | error: {r['error']} ||||||||"
     ms = np.asarray(r["latencies"]) * 1000
     rate = f"{n / r['insert_s']:,.0f}" if "insert_s" in r else "—"
     insert = f"{r['insert_s']:.1f}" if "insert_s" in r else "—"
     flush = f"{r['flush_s']:.1f}" if "flush_s" in r else "—"
     return (f"| {backend} | {n:,} | {rate} | {insert} | {flush} | {np.percentile(ms, 50):.1f} | "
-            f"{np.percentile(ms, 95):.1f} | {r['recall']:.3f} | {r['peak_rss_mb']:,.0f} |")
+            f"{np.percentile(ms, 95):.1f} | {r['recall']:.3f} | {r['peak_rss_mb']:,.0f} | "
+            f"{os.getloadavg()[0]:.1f} |")
 
 
 def main() -> None:
@@ -164,6 +175,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=50, help="timed searches per backend")
     parser.add_argument("--batch", type=int, default=2000, help="records per upsert call")
+    parser.add_argument("--clusters", type=int, default=0,
+                        help="draw vectors around this many centres (0: uniform random)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per backend run")
     parser.add_argument("--child-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
@@ -175,11 +188,14 @@ def main() -> None:
     unknown = set(backends) - set(BACKENDS)
     if unknown:
         parser.error(f"unknown backends {sorted(unknown)}; choose from {', '.join(BACKENDS)}")
-    print(f"dim {args.dim}, top-10, nq=1, {args.queries} timed queries, "
+    data = f"{args.clusters} clusters" if args.clusters else "uniform random"
+    print(f"dim {args.dim}, {data}, top-10, nq=1, {args.queries} timed queries, "
           f"upsert batches of {args.batch}, {os.cpu_count()} CPUs")
     print("| backend | vectors | insert rows/s | insert s | flush+index s | search p50 ms | "
-          "p95 ms | recall@10 | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "p95 ms | recall@10 | peak RSS MB | load avg |")
+    # load avg: the machine's 1-minute load after the run; above the CPU count, other work
+    # was competing and the timings read high.
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in (int(s) for s in args.sizes.split(",")):
         for backend in backends:
             print(row(backend, n, measure(backend, n, args)), flush=True)

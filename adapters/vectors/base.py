@@ -46,7 +46,7 @@ class VectorHit:
     score: float  # similarity (dot product of normalised vectors), higher is closer
 
 
-def unit_vectors(vectors: np.ndarray | list, dimension: int) -> np.ndarray:
+def unit_vectors(vectors: np.ndarray | list[np.ndarray], dimension: int) -> np.ndarray:
     """``vectors`` as float32 rows of length one, or an input error.
 
     Rows are renormalised in float32 so scores stay similarities on every backend (and
@@ -56,7 +56,11 @@ def unit_vectors(vectors: np.ndarray | list, dimension: int) -> np.ndarray:
     Raises:
         AdapterError: (input error) wrong dimension, a zero vector, NaN or infinity.
     """
-    arr = np.asarray(vectors, dtype=np.float32)
+    try:
+        arr = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:  # ragged rows, non-numbers
+        raise AdapterError(f"vectors are not a numeric matrix: {exc}",
+                           is_input_error=True) from exc
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != dimension:

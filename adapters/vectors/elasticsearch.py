@@ -262,7 +262,7 @@ class ElasticsearchVectorStore:
         records = latest_per_id(records)
         if not records:
             return
-        vectors = unit_vectors(np.stack([r.vector for r in records]), self.dimension)
+        vectors = unit_vectors([r.vector for r in records], self.dimension)
         actions = ({"_op_type": "index", "_index": self.table, "_id": r.id,
                     "_source": {**{f: getattr(r, f) for f in FILTER_FIELDS},
                                 _VECTOR_FIELD: v.tolist()}}

@@ -227,7 +227,7 @@ class MilvusVectorStore:
                 self._client.upsert(self.table, rows, timeout=self.timeout)
 
     def _rows(self, records: list[VectorRecord]) -> list[dict[str, Any]]:
-        vectors = unit_vectors(np.stack([r.vector for r in records]), self.dimension)
+        vectors = unit_vectors([r.vector for r in records], self.dimension)
         rows = []
         for record, vector in zip(records, vectors, strict=True):
             row: dict[str, Any] = {"id": record.id}

@@ -4,7 +4,8 @@ Routes: ``GET /`` (info), ``HEAD|PUT|DELETE /{index}``, ``GET /{index}/_mapping`
 ``/_bulk`` and ``/{index}/_bulk`` (NDJSON ``index`` and ``delete``), ``/{index}/_refresh``,
 ``/{index}/_count`` and ``/{index}/_search`` (``knn`` with ``filter``, ``k``,
 ``num_candidates`` and ``similarity``; ``query`` with ``sort`` + ``search_after``; ``_source``
-filtering). Queries: ``match_all``, ``term``, ``terms``, ``ids``, ``exists`` and ``bool``
+filtering). Queries: ``match_all``, ``match_none``, ``term``, ``terms``, ``range`` (``gt``,
+``gte``, ``lt``, ``lte``; keywords compare as strings), ``ids``, ``exists`` and ``bool``
 (``filter``, ``must``, ``should``, ``must_not``). Anything else answers 400 or 404, so an adapter
 that strays from the modelled subset fails loudly.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import operator
 import re
 import threading
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ _COMPAT_RE = re.compile(r"compatible-with=(\d+)")
 _MAX_RESULT_WINDOW = 10000
 _MAX_TERMS = 65536
 _UNIT_TOLERANCE = 1e-4  # ES's check on squared magnitude for dot_product
+_RANGE_OPS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
 class EsError(Exception):
@@ -362,8 +365,8 @@ def _field_value(idx: FakeIndex, path: str, doc: dict[str, Any], exact: bool) ->
 
 def _matches(idx: FakeIndex, query: dict[str, Any], doc_id: str, doc: dict[str, Any]) -> bool:
     (kind, arg), = query.items()
-    if kind == "match_all":
-        return True
+    if kind in ("match_all", "match_none"):
+        return kind == "match_all"
     if kind == "term":
         (path, value), = arg.items()
         value = value["value"] if isinstance(value, dict) else value
@@ -376,6 +379,14 @@ def _matches(idx: FakeIndex, query: dict[str, Any], doc_id: str, doc: dict[str, 
                           f"has exceeded the allowed maximum of [{_MAX_TERMS}].")
         found = _field_value(idx, path, doc, exact=True)
         return any(_equals(found, v) for v in values)
+    if kind == "range":
+        (path, bounds), = arg.items()
+        found = _field_value(idx, path, doc, exact=True)
+        checks = [(_RANGE_OPS[op], bound) for op, bound in bounds.items() if op in _RANGE_OPS]
+        try:
+            return found is not None and all(check(found, bound) for check, bound in checks)
+        except TypeError as exc:
+            raise EsError(400, "parsing_exception", f"fake: [range] on [{path}]: {exc}") from exc
     if kind == "ids":
         return doc_id in arg.get("values", [])
     if kind == "exists":

@@ -208,7 +208,9 @@ def test_bad_input_is_an_input_error(backend: Backend) -> None:
         store.search(unit_rows(1, DIM)[0], index_set_id="set-a", top_k=0)
     with pytest.raises(AdapterError) as zero_vector:
         store.upsert(records(np.zeros((1, DIM), dtype=np.float32)))
-    for err in (wrong_size, zero_k, zero_vector):
+    with pytest.raises(AdapterError) as ragged:
+        store.upsert(records(unit_rows(1, DIM)) + records(unit_rows(1, DIM + 1), prefix="x-"))
+    for err in (wrong_size, zero_k, zero_vector, ragged):
         assert err.value.is_input_error and not err.value.retriable
 
 

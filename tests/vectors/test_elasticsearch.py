@@ -221,3 +221,21 @@ def test_bad_native_filter_is_an_input_error(fake_es: FakeElasticsearch) -> None
     assert err.value.is_input_error and not err.value.retriable
     with pytest.raises(AdapterError):
         store.search(unit_rows(1, DIM)[0], index_set_id="set-a", top_k=3, filter="a == 1")
+
+
+def test_native_filters_cover_range_exists_and_must_not(fake_es: FakeElasticsearch) -> None:
+    store = make(fake_es)
+    vectors = unit_rows(12, DIM, seed=5)
+    store.upsert(records(vectors[:6], dataset_version="v1")
+                 + records(vectors[6:], prefix="late-", dataset_version="v3"))
+    query = unit_rows(1, DIM, seed=6)[0]
+
+    def ids(native: dict) -> set[str]:
+        return {h.file_meta_id for h in store.search(query, index_set_id="set-a", top_k=12,
+                                                     filter=native)}
+
+    assert len(ids({"range": {"dataset_version": {"gt": "v2"}}})) == 6
+    assert ids({"bool": {"must_not": [{"range": {"dataset_version": {"lte": "v1"}}}]}}) == ids(
+        {"term": {"dataset_version": "v3"}})
+    assert len(ids({"exists": {"field": "uri"}})) == 12
+    assert ids({"match_none": {}}) == set()
