@@ -1,0 +1,46 @@
+"""The FastAPI app: PAI-shaped dataset/file-meta/job endpoints and the gallery page.
+
+``create_api_app`` takes the ``ApiContext`` (what to read) and an auth dependency (who may
+read). Inside Airflow the dependency is ``requires_authenticated()``, because Airflow mounts
+plugin apps without any auth of their own; standalone and in tests it may be left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from .context import ApiContext
+from .errors import install_error_handlers
+from .routes import datasets, filemetas, files, gallery, jobs, statistics
+
+ROUTERS = (datasets.router, filemetas.router, statistics.router, jobs.router, files.router,
+           gallery.router)
+
+
+def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = None) -> FastAPI:
+    """Build the app.
+
+    :param context: the store, search service and workspace the routes use.
+    :param auth: a FastAPI dependency every route runs first (401 when it refuses).
+    """
+    app = FastAPI(title="mmdm dataset search API", version="1",
+                  description="PAI-compatible ListDatasetFileMetas, statistics, jobs, files, "
+                              "thumbnails, and the gallery page at /gallery.")
+    app.state.mmdm = context
+    dependencies = [Depends(auth)] if auth is not None else []
+    for router in ROUTERS:
+        app.include_router(router, dependencies=dependencies)
+    install_error_handlers(app)
+    return app
+
+
+def airflow_api_app() -> FastAPI:
+    """The app Airflow's api-server mounts: connections from Airflow, login required."""
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+
+    from .airflow_context import airflow_context
+
+    return create_api_app(airflow_context(), auth=requires_authenticated())

@@ -1,0 +1,99 @@
+"""What the API reads from: a metadata store, a search service, a workspace folder.
+
+The app takes an ``ApiContext`` instead of opening things itself, so the same routes serve
+Airflow's api-server (stores from connections, see ``airflow_context``), a standalone uvicorn
+process (embedded defaults, see ``embedded_context``) and tests (a dataset built in a tmp dir).
+Everything is opened lazily on first use: Airflow imports the plugin in every component, and
+only the api-server ever serves a request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from adapters.metadata import MetadataStore, open_store
+from adapters.search import SearchService
+from adapters.storage import OssConfig, UriReader
+
+VECTOR_TABLE = "mmdm_file_vectors"  # the table the pipeline DAG indexes into
+StoreFactory = Callable[[], MetadataStore]
+SearchFactory = Callable[[MetadataStore], SearchService]
+
+
+class ApiContext:
+    """Lazily opened store, search service and file reader, shared by all requests.
+
+    Args:
+        store_factory: opens the metadata store.
+        search_factory: builds the search service over that store; by default a TAG-only one
+            (no vector store, so VECTOR/MIX queries answer 400).
+        workspace: the folder for the thumbnail cache and default exports, or a callable
+            giving it (resolved on first use).
+        oss_config: credentials to read ``oss://`` files.
+    """
+
+    def __init__(self, store_factory: StoreFactory, *,
+                 search_factory: SearchFactory | None = None,
+                 workspace: Path | Callable[[], Path],
+                 oss_config: OssConfig | Callable[[], OssConfig | None] | None = None):
+        self._store_factory = store_factory
+        self._search_factory = search_factory or (lambda store: SearchService(store))
+        self._workspace = workspace
+        self._oss_config = oss_config
+        self._lock = threading.Lock()
+        self._store: MetadataStore | None = None
+        self._search: SearchService | None = None
+        self._reader: UriReader | None = None
+
+    def store(self) -> MetadataStore:
+        with self._lock:
+            if self._store is None:
+                self._store = self._store_factory()
+            return self._store
+
+    def search(self) -> SearchService:
+        # One service for the app's life: it caches ranked vector lists for NextToken pages.
+        store = self.store()
+        with self._lock:
+            if self._search is None:
+                self._search = self._search_factory(store)
+            return self._search
+
+    def oss_config(self) -> OssConfig | None:
+        cfg = self._oss_config
+        return cfg() if callable(cfg) else cfg
+
+    def reader(self) -> UriReader:
+        with self._lock:
+            if self._reader is None:
+                self._reader = UriReader(self.oss_config())
+            return self._reader
+
+    def workspace(self) -> Path:
+        ws = self._workspace
+        return Path(ws() if callable(ws) else ws)
+
+
+def embedded_context(workspace: Path, store_url: str | None = None, *,
+                     vectors: bool = True) -> ApiContext:
+    """The embedded defaults without Airflow: SQLite in the workspace (or ``store_url``), the
+    offline local embedder and Milvus Lite in the workspace, as the quickstart builds them."""
+
+    def store() -> MetadataStore:
+        return open_store(store_url or str(workspace / "metadata.db"))
+
+    def search(store: MetadataStore) -> SearchService:
+        if not vectors:
+            return SearchService(store)
+        from adapters.models import open_embedder
+        from adapters.vectors.milvus import MilvusVectorStore
+
+        embedder = open_embedder("local")
+        table = MilvusVectorStore(str(workspace / "milvus.db"), VECTOR_TABLE, embedder.dimension)
+        return SearchService(store, vector_store=table, embedder=embedder)
+
+    return ApiContext(store, search_factory=search, workspace=workspace,
+                      oss_config=OssConfig.from_env)
+

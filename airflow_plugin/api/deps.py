@@ -1,0 +1,41 @@
+"""Request-scoped helpers shared by the routers: the context, dataset/version/meta lookups."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from adapters.errors import NotFoundError
+from adapters.metadata import Dataset, FileMeta, MetadataStore
+
+from .context import ApiContext
+
+
+def context(request: Request) -> ApiContext:
+    return request.app.state.mmdm
+
+
+def dataset(store: MetadataStore, dataset_id: str) -> Dataset:
+    return store.get_dataset(dataset_id)
+
+
+def version_name(store: MetadataStore, dataset_id: str, version: str | None) -> str:
+    """The named version (checked), or the newest one when the request names none."""
+    if version:
+        return store.get_version(dataset_id, version).version_name
+    versions = store.list_versions(dataset_id)
+    if not versions:
+        raise NotFoundError(f"dataset {dataset_id!r} has no versions")
+    return versions[-1].version_name
+
+
+def file_meta(store: MetadataStore, dataset_id: str, file_meta_id: str) -> FileMeta:
+    """The meta, which must belong to the dataset (ids are global, the path scopes them)."""
+    meta = store.get_file_meta(file_meta_id)
+    if meta.dataset_id != dataset_id:
+        raise NotFoundError(f"dataset {dataset_id!r} has no file meta {file_meta_id!r}")
+    return meta
+
+
+def base_url(request: Request) -> str:
+    """The app's own root URL, including the mount prefix (``/mmdm``) when inside Airflow."""
+    return str(request.base_url).rstrip("/")

@@ -1,0 +1,207 @@
+"""ListDatasetFileMetas, an image-upload search, GetDatasetFileMeta and user-tag edits.
+
+The list route reads the raw query string (repeated names become lists, PAI also accepts
+comma-joined ones) and hands it to ``query.parse_params`` unchanged, so an unknown parameter
+is a 400 naming the nearest known one rather than being silently ignored. The parameters are
+still declared in the OpenAPI document, from ``LIST_PARAMS``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from adapters.errors import NotFoundError
+from adapters.metadata import MetadataStore
+from query import parse_params
+
+from .. import deps
+from ..context import ApiContext
+from ..errors import ApiError, bad_parameter
+from ..shapes import FileUrls, list_response
+from ..thumbnails import parse_mode
+
+router = APIRouter(prefix="/api/v1/datasets/{DatasetId}/datasetfilemetas", tags=["file metas"])
+
+# (name, OpenAPI type, description): PAI's ListDatasetFileMetas request (pai-compat §2.2).
+LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
+    ("DatasetVersion", "string", "version name, e.g. v1 (default: the newest version)"),
+    ("WorkspaceId", "string", "accepted and ignored (one workspace)"),
+    ("QueryExpression", "string", "the QueryExpression DSL; excludes the other query params"),
+    ("QueryType", "string", "MIX, TAG or VECTOR"),
+    ("QueryText", "string", "text to search (with QueryType=TAG: a required tag)"),
+    ("QueryImage", "string", "Uri of a dataset file to search by image"),
+    ("TopK", "integer", "max vector hits, 1-5000 (default 10)"),
+    ("ScoreThreshold", "number", "only scores strictly greater than this"),
+    ("QueryTagsIncludeAll", "string", "comma-separated: must carry all"),
+    ("QueryTagsIncludeAny", "string", "comma-separated: must carry at least one"),
+    ("QueryTagsExclude", "string", "comma-separated: must carry none"),
+    ("QueryFileName", "string", "fuzzy file-name match"),
+    ("QueryFileDir", "string", "fuzzy directory match"),
+    ("QueryFileTypeIncludeAny", "string", "comma-separated, e.g. image"),
+    ("QueryContentTypeIncludeAny", "string", "comma-separated, e.g. image/jpeg"),
+    ("StartFileUpdateTime", "string", "ISO-8601 UTC, inclusive"),
+    ("EndFileUpdateTime", "string", "ISO-8601 UTC, inclusive"),
+    ("StartTagUpdateTime", "string", "ISO-8601 UTC, inclusive"),
+    ("EndTagUpdateTime", "string", "ISO-8601 UTC, inclusive"),
+    ("DatasetFileMetaIds", "string", "comma-separated meta ids"),
+    ("Status", "string", "ACTIVE (default), ALL or DELETED"),
+    ("SortBy", "string", "FileCreateTime or FileUpdateTime (default: relevance / key)"),
+    ("Order", "string", "ASC or DESC"),
+    ("MaxResults", "integer", "page size 1-100 (default 10)"),
+    ("PageSize", "integer", "deprecated; MaxResults wins"),
+    ("NextToken", "string", "from the previous page"),
+    ("ThumbnailMode", "string", "ThumbnailUrl's mode, e.g. w_200 or m_fill,w_100,h_100"),
+)
+_OPENAPI = {"parameters": [
+    {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
+    for n, t, d in LIST_PARAMS]}
+
+
+def _params(items: list[tuple[str, str]]) -> dict[str, Any]:
+    """Repeated names become lists; single ones stay strings (parse_params splits commas)."""
+    out: dict[str, Any] = {}
+    for name, value in items:
+        if name in out:
+            prev = out[name]
+            out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        else:
+            out[name] = value
+    return out
+
+
+def _search(ctx: ApiContext, request: Request, dataset_id: str, params: dict[str, Any],
+            upload: bytes | None = None) -> dict[str, Any]:
+    store = ctx.store()
+    ds = store.get_dataset(dataset_id)
+    version = deps.version_name(store, ds.dataset_id, params.get("DatasetVersion"))
+    query = parse_params(params)
+    mode = query.option("ThumbnailMode")
+    parse_mode(None if mode is None else str(mode))  # a bad mode is a 400 now, not per image
+    page = ctx.search().search(ds.dataset_id, version, query, query_image=upload)
+    urls = FileUrls(deps.base_url(request), ds.dataset_id, None if mode is None else str(mode))
+    return list_response(page, ds.dataset_id, version, urls)
+
+
+@router.get("", openapi_extra=_OPENAPI)
+def list_file_metas(DatasetId: str, request: Request,
+                    ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """ListDatasetFileMetas: one page of a query's matches, with Score on vector hits."""
+    return _search(ctx, request, DatasetId, _params(request.query_params.multi_items()))
+
+
+@router.post("/search", openapi_extra={
+    "requestBody": {"content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {
+            "Image": {"type": "string", "format": "binary"},
+            **{n: {"type": t, "description": d} for n, t, d in LIST_PARAMS}}}}}}})
+async def search_by_upload(DatasetId: str, request: Request,
+                           ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """ListDatasetFileMetas with an uploaded query image (multipart field ``Image``); the other
+    parameters may come as form fields or in the query string. Page 2 re-sends the image."""
+    form = await request.form()
+    upload: bytes | None = None
+    fields: list[tuple[str, str]] = list(request.query_params.multi_items())
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name != "Image":
+                raise bad_parameter(name, f"unexpected file field {name!r}: send it as 'Image'")
+            upload = await value.read() or None
+        else:
+            fields.append((name, value))
+    return await run_in_threadpool(_search, ctx, request, DatasetId, _params(fields), upload)
+
+
+@router.get("/{DatasetFileMetaId}")
+def get_file_meta(DatasetId: str, DatasetFileMetaId: str, request: Request,
+                  ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """GetDatasetFileMeta (plus DownloadUrl/ThumbnailUrl, which the gallery needs)."""
+    store = ctx.store()
+    ds = store.get_dataset(DatasetId)
+    meta = deps.file_meta(store, ds.dataset_id, DatasetFileMetaId)
+    urls = FileUrls(deps.base_url(request), ds.dataset_id, None)
+    return {"DatasetFileMeta": {**meta.to_pai(), "FileDir": meta.file_dir,
+                                "DownloadUrl": urls.download(meta),
+                                "ThumbnailUrl": urls.thumbnail(meta)},
+            "DatasetId": ds.dataset_id, "DatasetVersion": meta.dataset_version}
+
+
+# -- UpdateDatasetFileMetas (manual tag edits) --------------------------------------------------
+class TagEdit(BaseModel):
+    add: list[str] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class FileMetaUpdate(BaseModel):
+    # Extra fields are kept so they can be refused per item instead of silently dropped.
+    model_config = ConfigDict(extra="allow")
+    DatasetFileMetaId: str
+    Tags: dict[str, TagEdit] | str | None = None
+
+
+class UpdateFileMetasRequest(BaseModel):
+    DatasetFileMetas: list[FileMetaUpdate]
+    DatasetVersion: str | None = None
+    WorkspaceId: str | None = None
+    TagJobId: str | None = None
+
+
+EDITABLE_GROUPS = {"user": ("user_add", "user_remove"),
+                   "user-delete-ai-tags": ("deleted_add", "deleted_remove")}
+
+
+def _tag_edits(item: FileMetaUpdate) -> dict[str, list[str]]:
+    """The keyword arguments of ``update_user_tags``; ValueError names what is refused."""
+    if item.model_extra:
+        raise ValueError(f"only Tags can be edited here, not {sorted(item.model_extra)}")
+    tags = item.Tags
+    if isinstance(tags, str):  # PAI sends Tags as a JSON string
+        tags = {g: TagEdit.model_validate(v) for g, v in json.loads(tags or "{}").items()}
+    kwargs: dict[str, list[str]] = {}
+    for group, edit in (tags or {}).items():
+        if group not in EDITABLE_GROUPS:
+            raise ValueError(f"tag group {group!r} cannot be edited by hand: only "
+                             "user and user-delete-ai-tags (ai tags come from tagging jobs)")
+        add, remove = EDITABLE_GROUPS[group]
+        kwargs[add] = [t.strip() for t in edit.add if t.strip()]
+        kwargs[remove] = [t.strip() for t in edit.remove if t.strip()]
+    return kwargs
+
+
+def _update_one(store: MetadataStore, dataset_id: str, version: str | None,
+                item: FileMetaUpdate) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        meta = deps.file_meta(store, dataset_id, item.DatasetFileMetaId)
+        if version and meta.dataset_version != version:
+            raise NotFoundError("not in this version")
+        edits = _tag_edits(item)
+    except NotFoundError:
+        return None, "Not Found"
+    except ValueError as err:
+        return None, str(err)
+    return store.update_user_tags(meta.file_meta_id, **edits).to_pai(), None
+
+
+@router.put("")
+def update_file_metas(DatasetId: str, body: UpdateFileMetasRequest,
+                      ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """UpdateDatasetFileMetas' manual edit: ``add``/``remove`` on ``user`` and
+    ``user-delete-ai-tags``. Items succeed or fail one by one, as in PAI."""
+    if body.TagJobId:
+        raise ApiError(400, "InvalidParameter.TagJobId",
+                       "algorithm write-back (TagJobId) is done by IntelligentTag jobs")
+    store = ctx.store()
+    ds = store.get_dataset(DatasetId)
+    failed, updated = [], []
+    for item in body.DatasetFileMetas:
+        meta, reason = _update_one(store, ds.dataset_id, body.DatasetVersion, item)
+        if meta is None:
+            failed.append({"DatasetFileMetaId": item.DatasetFileMetaId, "Result": reason})
+        else:
+            updated.append(meta)
+    return {"Status": not failed, "FailedDetails": failed, "DatasetFileMetas": updated}

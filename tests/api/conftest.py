@@ -1,0 +1,65 @@
+"""A dataset version built by the real jobs (scan, local tagger, local embedder into Milvus
+Lite), shared by the API tests, and clients of the app over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from adapters.jobs.indexing import run_index_job
+from adapters.jobs.tagging import run_tagging_job
+from adapters.metadata import MetadataStore, open_store
+from adapters.models import LOCAL_TAG_DEFINITION, open_embedder, open_tagger
+from adapters.samples import generate_samples
+from adapters.scan import build_file_metas
+from adapters.vectors.milvus import MilvusVectorStore
+from airflow_plugin.api import create_api_app, embedded_context
+from airflow_plugin.api.context import VECTOR_TABLE
+
+PER_SCENE = 3  # 5 scenes x 3 = 15 images (+ a corrupt .jpg the scan records as failed)
+
+
+@dataclass
+class Built:
+    workspace: Path
+    store: MetadataStore
+    dataset_id: str
+    version: str = "v1"
+
+
+def build_dataset(workspace: Path, name: str = "api-samples") -> Built:
+    """The pipeline DAG's steps, called directly: build, tag, index."""
+    generate_samples(workspace / "images", per_scene=PER_SCENE)
+    store = open_store(str(workspace / "metadata.db"))
+    ds = store.create_dataset(name, (workspace / "images").as_uri())
+    store.create_version(ds.dataset_id)
+    store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
+                        guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
+    build_file_metas(store, ds.dataset_id, "v1")
+    run_tagging_job(store, ds.dataset_id, "v1", tagger=open_tagger("local"),
+                    prompt="pixel-statistics")
+    embedder = open_embedder("local")
+    vectors = MilvusVectorStore(str(workspace / "milvus.db"), VECTOR_TABLE, embedder.dimension)
+    run_index_job(store, ds.dataset_id, "v1", embedder=embedder, vector_store=vectors)
+    return Built(workspace, store, ds.dataset_id)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return build_dataset(tmp_path_factory.mktemp("api-workspace"))
+
+
+@pytest.fixture(scope="session")
+def client(built: Built) -> Iterator[TestClient]:
+    app = create_api_app(embedded_context(built.workspace))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def metas_url(built: Built) -> str:
+    return f"/api/v1/datasets/{built.dataset_id}/datasetfilemetas"

@@ -1,0 +1,94 @@
+"""GetDatasetFileMetasStatistics (both engines) and FileMetaExport jobs through the API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapters.metadata import FileMeta
+from adapters.storage.local import local_path
+from airflow_plugin.api.statistics import file_meta_stats
+
+
+def _stats(client, built, **params):
+    return client.get(f"/api/v1/statistics/datasets/{built.dataset_id}/datasetfilemetas",
+                      params={"DatasetVersion": "v1", **params})
+
+
+def test_statistics_by_dir_type_and_tags(client, built):
+    assert _stats(client, built).json() == {"TotalCount": 15}
+    dirs = _stats(client, built, AggregateBy="FileDir").json()
+    assert dirs["TotalCount"] == 15 and len(dirs["DatasetFileMetasStats"]) == 5
+    assert {s["Count"] for s in dirs["DatasetFileMetasStats"]} == {3}
+    types = _stats(client, built, AggregateBy="filetype").json()["DatasetFileMetasStats"]
+    assert types == [{"Key": "image", "Count": 15}]
+    ai = _stats(client, built, AggregateBy="tags.ai", MaxResults=3).json()
+    counts = [s["Count"] for s in ai["DatasetFileMetasStats"]]
+    assert len(counts) == 3 and counts == sorted(counts, reverse=True)
+    bad = _stats(client, built, AggregateBy="tags.nope")
+    assert bad.status_code == 400 and bad.json()["Code"] == "InvalidParameter.AggregateBy"
+
+
+def _meta(i: int, dataset_id: str, **tags: list[str]) -> FileMeta:
+    return FileMeta(file_meta_id=f"m{i}", dataset_id=dataset_id, dataset_version="v1",
+                    uri=f"file:///data/d{i % 2}/f{i}.png", file_name=f"f{i}.png",
+                    file_dir=f"d{i % 2}", file_type="image", **tags)
+
+
+def test_tag_statistics_on_both_engines(store):
+    ds = store.create_dataset("stats", "file:///data")
+    store.create_version(ds.dataset_id)
+    store.upsert_file_metas([
+        _meta(0, ds.dataset_id, tags_ai=["cat", "dog"], tags_user=["mine"]),
+        _meta(1, ds.dataset_id, tags_ai=["cat"], tags_user_delete_ai=["cat"]),
+        _meta(2, ds.dataset_id, tags_ai=["cat", "bird"], tags_user=["dog"]),
+        _meta(3, ds.dataset_id, tags_ai=["cat"], status="DELETED"),
+    ])
+
+    def stats(by):
+        return [(s["Key"], s["Count"]) for s in
+                file_meta_stats(store, ds.dataset_id, "v1", by)["DatasetFileMetasStats"]]
+
+    assert stats("tags.ai") == [("cat", 3), ("bird", 1), ("dog", 1)]
+    assert stats("tags.all") == [("cat", 2), ("dog", 2), ("bird", 1), ("mine", 1)]
+    assert stats("tags.user") == [("dog", 1), ("mine", 1)]
+    assert stats("tags.user-delete-ai-tags") == [("cat", 1)]
+    assert stats("filedir") == [("d0", 2), ("d1", 1)]
+
+
+def test_export_job_from_a_search(client, built, tmp_path):
+    jobs_url = f"/api/v1/datasets/{built.dataset_id}/datasetjobs"
+    spec = {"query": {"QueryTagsIncludeAny": "blue,green", "MaxResults": 10, "NextToken": ""},
+            "exportDirUri": tmp_path.as_uri() + "/"}
+    r = client.post(jobs_url, json={"JobAction": "FileMetaExport", "DatasetVersion": "v1",
+                                    "JobSpec": json.dumps(spec)})
+    assert r.status_code == 200, r.text
+    created = r.json()
+    assert created["DatasetJobId"].startswith("dsjob-") and created["Status"] == "Succeeded"
+    assert created["RowCount"] == 6 and created["ManifestUri"].startswith(tmp_path.as_uri())
+    assert local_path(created["ManifestUri"]).is_file()
+    job = client.get(f"{jobs_url}/{created['DatasetJobId']}").json()
+    assert job["JobAction"] == "FileMetaExport" and job["Result"]["RowCount"] == 6
+    listed = client.get(jobs_url, params={"JobAction": "FileMetaExport"}).json()
+    assert created["DatasetJobId"] in [j["DatasetJobId"] for j in listed["DatasetJobs"]]
+    assert client.get(f"{jobs_url}/dsjob-nope").status_code == 404
+
+
+def test_export_defaults_to_the_workspace_and_takes_a_dsl(client, built):
+    r = client.post(f"/api/v1/datasets/{built.dataset_id}/datasetjobs", json={
+        "JobAction": "FileMetaExport", "JobSpec": {"query": "FileDir:'red'"}})
+    assert r.status_code == 200, r.text
+    assert r.json()["ExportUri"].startswith((built.workspace / "exports").as_uri())
+    assert r.json()["RowCount"] == 3
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"JobAction": "IntelligentTag", "JobSpec": "{}"}, "InvalidParameter.JobAction"),
+    ({"JobAction": "FileMetaExport", "JobSpec": "{not json"}, "InvalidParameter.JobSpec"),
+    ({"JobAction": "FileMetaExport", "JobSpec": {"query": "FileDir:"}},
+     "InvalidParameter.Query"),
+])
+def test_bad_job_requests_are_400s(client, built, body, code):
+    r = client.post(f"/api/v1/datasets/{built.dataset_id}/datasetjobs", json=body)
+    assert r.status_code == 400 and r.json()["Code"] == code, r.text
