@@ -14,8 +14,8 @@ def to_iso(ms: int | None) -> str | None:
     """``1736692561000`` -> ``'2025-01-12T14:36:01.000Z'`` (PAI's format)."""
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # time.gmtime is several times cheaper than datetime here, and this runs per exported row
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def from_iso(text: str) -> int:

@@ -9,11 +9,12 @@ is complete.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from ..metadata import FileMeta, MetadataStore
 from ..storage import OssConfig, open_storage
@@ -91,8 +92,7 @@ def export_file_metas(
 
     for meta in metas:
         lineage.see(meta)
-        buffer.append(json.dumps(export_row(meta, attributes), ensure_ascii=False).encode()
-                      + b"\n")
+        buffer.append(orjson.dumps(export_row(meta, attributes)) + b"\n")
         manifest.row_count += 1
         if len(buffer) >= rows_per_file:
             flush()

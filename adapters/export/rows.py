@@ -32,18 +32,32 @@ def parse_attributes(value: str | list[str] | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(["Uri", *[n for n in names if n]]))
 
 
+# How each exported attribute is read off a meta (one lookup per attribute: this runs per row).
+_GETTERS: dict[str, Any] = {
+    "Uri": lambda m: m.uri, "DatasetFileMetaId": lambda m: m.file_meta_id,
+    "FileName": lambda m: m.file_name, "FileDir": lambda m: m.file_dir,
+    "DataSize": lambda m: m.data_size, "FileType": lambda m: m.file_type,
+    "ContentType": lambda m: m.content_type, "Comment": lambda m: m.comment,
+    "Description": lambda m: m.description, "MetaAttributes": lambda m: m.meta_attributes,
+    "FileFingerPrint": lambda m: m.file_fingerprint,
+    "FileCreateTime": lambda m: to_iso(m.file_create_time),
+    "FileUpdateTime": lambda m: to_iso(m.file_update_time),
+}
+_TAG_GETTERS: dict[str, Any] = {
+    "ai": lambda m: m.tags_ai, "user": lambda m: m.tags_user,
+    "user-delete-ai-tags": lambda m: m.tags_user_delete_ai, "all": lambda m: m.tags_all,
+}
+
+
 def export_row(meta: FileMeta, attributes: tuple[str, ...]) -> dict[str, Any]:
     """One JSONL line. Tags become an object of the kept groups; times ISO-8601 UTC."""
-    record = meta.to_record()
-    tags = {**record["Tags"], "all": meta.tags_all}
     row: dict[str, Any] = {}
     for name in attributes:
-        if name in _TAG_FIELDS:
-            row.setdefault("Tags", {})[_TAG_FIELDS[name]] = tags[_TAG_FIELDS[name]]
-        elif name in _TIMES:
-            row[name] = to_iso(record[name])
+        group = _TAG_FIELDS.get(name)
+        if group is None:
+            row[name] = _GETTERS[name](meta)
         else:
-            row[name] = record[name]
+            row.setdefault("Tags", {})[group] = _TAG_GETTERS[group](meta)
     return row
 
 

@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from .store import MetadataStore
 
 
@@ -28,13 +30,13 @@ class SqliteMetadataStore(MetadataStore):
         return json.dumps(list(tags), ensure_ascii=False) if tags else "[]"
 
     def _decode_tags(self, value: Any) -> list[str]:
-        return json.loads(value) if value else []
+        return orjson.loads(value) if value else []  # hot in exports: orjson is ~5x json
 
     def _encode_json(self, value: dict[str, Any]) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
     def _decode_json(self, value: Any) -> dict[str, Any]:
-        return json.loads(value) if value else {}
+        return orjson.loads(value) if value else {}
 
     def _in_list(self, column: str) -> str:
         return f"{column} IN (SELECT value FROM json_each(?))"
