@@ -36,7 +36,11 @@ INDEXED_STATUSES = ("Succeeded", "PartialFailed")
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page: ``items`` are ``(meta, score)``; score is None for TAG listings."""
+    """One page: ``items`` are ``(meta, score)``; score is None for TAG listings.
+
+    ``total_count`` is every match for TAG listings (counted on the first page and carried in
+    NextToken, so paging does not recount), and the ranked list's length for vector queries.
+    """
 
     items: list[tuple[FileMeta, float | None]]
     total_count: int
@@ -143,11 +147,13 @@ class SearchService:
     def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
                   plan: planner.Plan) -> SearchPage:
         fp = fingerprint(query, dataset_id, version)
-        after = _tag_cursor(query, fp)
+        after, total = _tag_cursor(query, fp)
         rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after)
         page, more = rows[:max_results], len(rows) > max_results
-        total = int(self._sql(query, dataset_id, version, count=True)[0][0])
-        token = encode_token("tag", _keyset(query, page[-1]), fp) if more else None
+        if total is None:  # counted once, on the first page; later pages carry it in the token
+            total = int(self._sql(query, dataset_id, version, count=True)[0][0])
+        cursor = {"k": _keyset(query, page[-1]), "n": total} if more else None
+        token = encode_token("tag", cursor, fp) if cursor else None
         metas = self.store.get_file_metas_by_pk([r[0] for r in page])
         plan.strategy = "SQL keyset page" + _order_text(query)
         plan.filter_count, plan.results = total, len(metas)
@@ -277,16 +283,19 @@ def _keyset(query: Query, row: tuple) -> Any:
     return int(row[0]) if sort_column(query) is None else [int(row[2]), int(row[0])]
 
 
-def _tag_cursor(query: Query, fp: str) -> Any:
+def _tag_cursor(query: Query, fp: str) -> tuple[Any, int | None]:
+    """``(keyset, total)`` from the query's NextToken; ``(None, None)`` on the first page."""
     token = query.option("NextToken")
     if token is None:
-        return None
+        return None, None
     cursor = decode_token(str(token), "tag", fp)
-    if sort_column(query) is None and _is_int(cursor):
-        return cursor
-    if (sort_column(query) is not None and isinstance(cursor, list) and len(cursor) == 2
-            and all(_is_int(c) for c in cursor)):
-        return tuple(cursor)
+    key, total = (cursor.get("k"), cursor.get("n")) if isinstance(cursor, dict) else (None, None)
+    sorted_ = sort_column(query) is not None
+    if _is_int(total) and total >= 0:
+        if not sorted_ and _is_int(key):
+            return key, total
+        if sorted_ and isinstance(key, list) and len(key) == 2 and all(map(_is_int, key)):
+            return tuple(key), total
     raise DslSemanticError("bad-next-token", "NextToken is not valid: its cursor does not fit "
                            "this query; start again without NextToken")
 

@@ -123,8 +123,10 @@ def query_mode(query: Query, *, image_upload: bool = False) -> tuple[str, str]:
     """
     query_type = str(query.option("QueryType", "MIX"))
     semantic = query.semantic
-    inputs = [x for x in (semantic and semantic.text is not None, semantic and
-                          semantic.image is not None, image_upload) if x]
+    inputs = [image_upload]
+    if semantic is not None:
+        inputs += [semantic.text is not None, semantic.image is not None]
+    inputs = [x for x in inputs if x]
     if query_type == "TAG":
         why = "QueryType=TAG" + (": the semantic part is ignored" if inputs else "")
         return "TAG", why

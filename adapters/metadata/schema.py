@@ -217,8 +217,31 @@ def _v2(dialect: str) -> list[str]:
     ]
 
 
+# The query compiler's ORDER BY key for SortBy (query.compile.sql: NULL times sort as the
+# oldest); an index serves it only when its expression is written the same way.
+_SORT_KEY = "COALESCE({column}, -9223372036854775807)"
+
+
+def _v3(dialect: str) -> list[str]:
+    """Query support. SortBy pages walk an index in (time, pk) order instead of sorting every
+    match; and rows written before the store folded an empty description to '' get it, so
+    ``Description:''`` (compiled as ``LIKE '%%'`` on the folded column) finds them.
+
+    ``status`` stays out of the order indexes on purpose: with it they match the scope
+    (dataset, version, status) as well as ``file_metas_scope`` does, and SQLite then counts
+    through one of them, visiting rows in time order (8x slower at 1M rows than key order).
+    """
+    return [
+        "UPDATE file_metas SET description_folded = '' "
+        "WHERE description = '' AND description_folded IS NULL",
+        *(f"CREATE INDEX file_metas_{name}_order ON file_metas (dataset_id, dataset_version, "
+          f"({_SORT_KEY.format(column=column)}), pk)"
+          for name, column in (("update", "file_update_time"), ("create", "file_create_time"))),
+    ]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2]
+MIGRATIONS = [_v1, _v2, _v3]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,1 +1,2 @@
-"""Compilers from a bound query to backend queries (SQL now; Milvus and Elasticsearch later)."""
+"""Compilers from a bound query to backend queries: SQL (sqlglot), Milvus expressions and
+Elasticsearch filters (the last two over PAI's index-table fields only)."""

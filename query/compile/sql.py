@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp, select
+from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 
 from .. import schema
 from ..ast import And, Compare, Const, Has, Node, Not, Op, Or, Query
@@ -68,6 +69,10 @@ def col(name: str) -> exp.Column:
     return exp.column(name, table=ALIAS)
 
 
+def _coalesce(value: exp.Expression, default: exp.Expression) -> exp.Expression:
+    return exp.Coalesce(this=value, expressions=[default])  # exp.func looks names up: slower
+
+
 def fn(name: str, *args: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=list(args))
 
@@ -89,7 +94,7 @@ def _one_of(expr: exp.Expression, names: Sequence[str]) -> exp.Expression:
 class Dialect:
     """What differs between engines: tag-group tests and JSON access to MetaAttributes."""
 
-    tag_eq: Callable[[SqlContext, Attribute, str], exp.Expression]
+    tags_any: Callable[[SqlContext, Attribute, list[str]], exp.Expression]  # group has any
     tag_count: str  # function giving a tag column's length
     meta_type: Callable[[SqlContext, tuple[str, ...]], exp.Expression]
     meta_value: Callable[[SqlContext, tuple[str, ...], bool], exp.Expression]
@@ -99,9 +104,12 @@ class Dialect:
     list_param: Callable[[Sequence[str]], Any]  # the list as the driver wants it bound
 
 
-def _pg_tag_eq(ctx: SqlContext, row: Attribute, value: str) -> exp.Expression:
-    # "@>" with a one-element text[] parameter, so the GIN index on the column is used.
-    return exp.ArrayContainsAll(this=col(row.column or ""), expression=ctx.param([value]))
+def _pg_tags_any(ctx: SqlContext, row: Attribute, values: list[str]) -> exp.Expression:
+    # "@>" (one value) and "&&" (any of several) with a text[] parameter use the GIN index.
+    column = col(row.column or "")
+    if len(values) == 1:
+        return exp.ArrayContainsAll(this=column, expression=ctx.param(values))
+    return exp.ArrayOverlaps(this=column, expression=ctx.param(values))
 
 
 def _pg_path(ctx: SqlContext, path: tuple[str, ...]) -> list[exp.Expression]:
@@ -122,13 +130,13 @@ def _pg_in_list(column: exp.Expression, values: exp.Expression) -> exp.Expressio
     return exp.EQ(this=column, expression=exp.Any(this=exp.Paren(this=values)))
 
 
-def _lite_tag_eq(ctx: SqlContext, row: Attribute, value: str) -> exp.Expression:
+def _lite_tags_any(ctx: SqlContext, row: Attribute, values: list[str]) -> exp.Expression:
     # The side table has PRIMARY KEY (grp, tag, file_pk): an index lookup, not a json_each scan.
-    t = exp.to_table(TAGS_TABLE, alias="t")
+    t, tag = exp.to_table(TAGS_TABLE, alias="t"), exp.column("tag", table="t")
+    match = (tag.eq(ctx.param(values[0])) if len(values) == 1
+             else _lite_in_list(tag, ctx.param(json.dumps(values, ensure_ascii=False))))
     sub = select(exp.column("file_pk", table="t")).from_(t).where(
-        exp.column("grp", table="t").eq(exp.Literal.string(row.tag_group or "")),
-        exp.column("tag", table="t").eq(ctx.param(value)),
-    )
+        exp.column("grp", table="t").eq(exp.Literal.string(row.tag_group or "")), match)
     return col("pk").isin(query=sub)
 
 
@@ -149,10 +157,13 @@ def _lite_in_list(column: exp.Expression, values: exp.Expression) -> exp.Express
     return column.isin(query=select(exp.column("value")).from_(fn("json_each", values)))
 
 
+# sqlglot's dialect objects, built once (naming a dialect by string builds one per call).
+_SQLGLOT = {name: SqlglotDialect.get_or_raise(name) for name in ("postgres", "sqlite")}
+
 DIALECTS: dict[str, Dialect] = {
-    "postgres": Dialect(_pg_tag_eq, "cardinality", _pg_meta_type, _pg_meta_value,
+    "postgres": Dialect(_pg_tags_any, "cardinality", _pg_meta_type, _pg_meta_value,
                         ("number",), "string", _pg_in_list, list),
-    "sqlite": Dialect(_lite_tag_eq, "json_array_length", _lite_meta_type, _lite_meta_value,
+    "sqlite": Dialect(_lite_tags_any, "json_array_length", _lite_meta_type, _lite_meta_value,
                       ("integer", "real"), "text", _lite_in_list,
                       lambda v: json.dumps(list(v), ensure_ascii=False)),
 }
@@ -182,7 +193,7 @@ def _meta_compare(node: Compare, ctx: SqlContext, d: Dialect) -> exp.Expression:
 def _compare(node: Compare, ctx: SqlContext) -> exp.Expression:
     row, d = _row(node.attr), DIALECTS[ctx.dialect]
     if row.tag_group is not None:
-        return d.tag_eq(ctx, row, str(node.value))
+        return d.tags_any(ctx, row, [str(node.value)])
     if row.type is Type.META:
         return _meta_compare(node, ctx, d)
     if node.op is Op.MATCH:  # *_folded is written whenever the column is, '' included
@@ -199,8 +210,8 @@ def _has(node: Has, ctx: SqlContext) -> exp.Expression:
         return exp.GT(this=fn(d.tag_count, col(row.column or "")),
                       expression=exp.Literal.number(0))
     if row.type is Type.META:
-        kind = exp.func("COALESCE", d.meta_type(ctx, schema.meta_path(node.attr)),
-                        exp.Literal.string("null"))
+        kind = _coalesce(d.meta_type(ctx, schema.meta_path(node.attr)),
+                         exp.Literal.string("null"))
         return exp.NEQ(this=kind, expression=exp.Literal.string("null"))
     return _present(row)
 
@@ -209,15 +220,57 @@ def _present(row: Attribute) -> exp.Expression:
     return exp.Not(this=exp.Is(this=col(row.column or ""), expression=exp.Null()))
 
 
+def _combine(join: Callable[..., exp.Expression], parts: list[exp.Expression]) -> exp.Expression:
+    """``a AND b AND ...`` in parenthesised groups of at most 32: SQLite refuses expression
+    trees deeper than 1000, and an unparenthesised chain is that deep. (``copy=False``: the
+    parts are fresh; sqlglot's default deep copy made compiling quadratic.)"""
+    if len(parts) <= 32:
+        return join(*parts, copy=False)
+    half = len(parts) // 2
+    return join(_combine(join, parts[:half]), _combine(join, parts[half:]), copy=False)
+
+
+def _listable(node: Node) -> str | None:
+    """The attribute of ``Attr = 'string'`` on a column or tag group, else None."""
+    if not (isinstance(node, Compare) and node.op is Op.EQ and isinstance(node.value, str)):
+        return None
+    return node.attr if _row(node.attr).type in (Type.KEYWORD, Type.TEXT) else None
+
+
+def _or_parts(items: tuple[Node, ...], ctx: SqlContext) -> list[exp.Expression]:
+    """An OR's parts, with the equalities on one attribute merged into one list test: one
+    parameter and one index probe (``= ANY``, ``&&``, ``IN (json_each)``) however long."""
+    lists: dict[str, list[str]] = {}
+    for item in items:
+        if (attr := _listable(item)) is not None:
+            lists.setdefault(attr, []).append(str(item.value))  # type: ignore[union-attr]
+    parts, merged = [], set()
+    for item in items:
+        attr = _listable(item)
+        if attr is None or len(lists[attr]) < 2:
+            parts.append(compile_filter(item, ctx))
+        elif attr not in merged:  # at the first one's place; the others are in its list
+            merged.add(attr)
+            parts.append(_any_of(attr, list(dict.fromkeys(lists[attr])), ctx))
+    return parts
+
+
+def _any_of(attr: str, values: list[str], ctx: SqlContext) -> exp.Expression:
+    row, d = _row(attr), DIALECTS[ctx.dialect]
+    if row.tag_group is not None:
+        return d.tags_any(ctx, row, values)
+    return d.in_list(col(row.column or ""), ctx.param(d.list_param(values)))
+
+
 def compile_filter(node: Node, ctx: SqlContext) -> exp.Expression:
     """The SQL condition of a bound filter tree."""
     match node:
         case And(items=items):
-            return exp.and_(*(compile_filter(i, ctx) for i in items))
+            return _combine(exp.and_, [compile_filter(i, ctx) for i in items])
         case Or(items=items):
-            return exp.or_(*(compile_filter(i, ctx) for i in items))
+            return _combine(exp.or_, _or_parts(items, ctx))
         case Not(item=item):  # NULL must read as "no match": SEMANTICS.md
-            return exp.not_(exp.func("COALESCE", compile_filter(item, ctx), exp.false()))
+            return exp.not_(_coalesce(compile_filter(item, ctx), exp.false()), copy=False)
         case Has():
             return _has(node, ctx)
         case Compare():
@@ -254,8 +307,8 @@ def _where(query: Query, ctx: SqlContext, dataset_id: str, dataset_version: str,
         scope.append(d.in_list(col("file_meta_id"),
                                ctx.param(d.list_param(file_meta_ids), "file_meta_ids")))
     if query.filter == Const(True):
-        return exp.and_(*scope)
-    return exp.and_(*scope, compile_filter(query.filter, ctx))
+        return exp.and_(*scope, copy=False)
+    return exp.and_(*scope, compile_filter(query.filter, ctx), copy=False)
 
 
 def compile_where(query: Query | Node, dialect: str, dataset_id: str, dataset_version: str,
@@ -311,28 +364,36 @@ def compile_sql(query: Query | Node, dialect: str, dataset_id: str, dataset_vers
     keys: list[exp.Expression] = [col("pk")]
     desc = False
     if sort is not None:
-        keys.insert(0, exp.func("COALESCE", col(sort[0]), exp.Literal.number(NULL_SORT_KEY)))
+        keys.insert(0, _coalesce(col(sort[0]), exp.Literal.number(NULL_SORT_KEY)))
         desc = sort[1]
     if after is not None:
-        where = exp.and_(where, _after(keys, after, desc, ctx))
+        where = exp.and_(where, _after(keys, after, desc, ctx), copy=False)
     columns = [col("pk"), col("file_meta_id")] + ([exp.alias_(keys[0], "sort_key")] if sort
                                                   else [])
-    stmt = select(*columns).from_(table).where(where).order_by(
-        *(exp.Ordered(this=k.copy(), desc=desc, nulls_first=not desc) for k in keys))
+    # copy=False throughout: every node here is fresh, and sqlglot's default deep copies were
+    # most of the compile time.
+    stmt = select(*columns, copy=False).from_(table, copy=False).where(where, copy=False)
+    # The keys are never NULL; saying the engine's own NULL order prints no NULLS clause,
+    # which PostgreSQL needs to walk an index instead of sorting every match.
+    nulls_first = desc == (_SQLGLOT[dialect].NULL_ORDERING == "nulls_are_large")
+    stmt = stmt.order_by(*(exp.Ordered(this=k.copy(), desc=desc, nulls_first=nulls_first)
+                           for k in keys), copy=False)
     if limit is not None:
-        stmt = stmt.limit(ctx.param(int(limit), "limit"))
-    return CompiledSql(stmt.sql(dialect=dialect), ctx.params, dialect)
+        stmt = stmt.limit(ctx.param(int(limit), "limit"), copy=False)
+    return CompiledSql(stmt.sql(dialect=_SQLGLOT[dialect], copy=False), ctx.params, dialect)
 
 
 def _count(table: exp.Table, where: exp.Expression, limit: int | None,
            ctx: SqlContext) -> CompiledSql:
+    count = exp.Count(this=exp.Star())
     if limit is None:
-        stmt = select(exp.func("COUNT", exp.Star())).from_(table).where(where)
+        stmt = select(count, copy=False).from_(table, copy=False).where(where, copy=False)
     else:
-        inner = select(exp.Literal.number(1)).from_(table).where(where).limit(
-            ctx.param(int(limit), "limit"))
-        stmt = select(exp.func("COUNT", exp.Star())).from_(inner.subquery("c"))
-    return CompiledSql(stmt.sql(dialect=ctx.dialect), ctx.params, ctx.dialect)
+        inner = select(exp.Literal.number(1), copy=False).from_(table, copy=False).where(
+            where, copy=False).limit(ctx.param(int(limit), "limit"), copy=False)
+        stmt = select(count, copy=False).from_(inner.subquery("c", copy=False), copy=False)
+    return CompiledSql(stmt.sql(dialect=_SQLGLOT[ctx.dialect], copy=False), ctx.params,
+                       ctx.dialect)
 
 
 def _after(keys: list[exp.Expression], after: int | tuple[int, int], desc: bool,

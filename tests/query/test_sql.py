@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from query import Compare, Not, Op, Query, compile_sql, compile_where, parse, schema
+from query import Compare, Not, Op, Query, compile_sql, compile_where, or_, parse, schema
 from query.compile.sql import like_escape
 
-from .conftest import Loaded
+from .conftest import Loaded, oracle
 from .dataset import RECORDS
 
 EVIL = "x'; DROP TABLE file_metas; --"
@@ -111,3 +111,39 @@ def test_semantics_doc_embeds_the_schema_table() -> None:
     text = Path(schema.__file__).with_name("SEMANTICS.md").read_text(encoding="utf-8")
     table = text.split("<!-- schema-table:start -->\n")[1].split("\n<!-- schema-table:end -->")[0]
     assert table == schema.describe()
+
+
+def test_or_of_equalities_is_one_list_parameter() -> None:
+    q = parse("Tags.all='a' OR FileName='x' OR Tags.all='b' OR FileName='x' OR DataSize=1")
+    pg = compile_sql(q, "postgres", "d", "v1")
+    assert "f.tags_all && %(p0)s OR f.file_name = ANY(%(p1)s) OR f.data_size = %(p2)s" in pg.sql
+    assert (pg.params["p0"], pg.params["p1"]) == (["a", "b"], ["x"])
+    lite = compile_sql(q, "sqlite", "d", "v1")
+    assert "t.tag IN (SELECT value FROM JSON_EACH(:p0))" in lite.sql
+    assert lite.params["p0"] == '["a", "b"]'
+
+
+@pytest.mark.parametrize("mergeable", [True, False])
+def test_very_long_or_runs(sql_loaded: Loaded, mergeable: bool) -> None:
+    """1,200 alternatives: SQLite refuses expression trees deeper than 1,000."""
+    store, dataset_id, version = sql_loaded
+    ids = [f"f{n:02d}" for n in (1, 2, 9)] + [f"x{n}" for n in range(1200)]
+    items = [Compare("DatasetFileMetaId", Op.EQ, i) if mergeable
+             else Compare("DataSize", Op.EQ, -n - 1) for n, i in enumerate(ids)]
+    query = Query(or_(*items, Compare("DataSize", Op.EQ, 2048)))
+    compiled = compile_sql(query, store.dialect, dataset_id, version)
+    assert {r[1] for r in store.fetchall(compiled.sql, compiled.params)} == oracle(query)
+
+
+@pytest.mark.parametrize("sort", ["FileUpdateTime", "FileCreateTime"])
+def test_sort_by_pages_walk_the_order_index(sort: str) -> None:
+    """The ORDER BY key is the expression the schema's *_order indexes hold: no sort step."""
+    from adapters.metadata import open_store
+
+    store = open_store("sqlite:///:memory:")
+    page = compile_sql(parse(f"FileName:'a' AND SortBy='{sort}'"), "sqlite", "d", "v1",
+                       limit=10, after=(5, 7))
+    plan = " | ".join(r[3] for r in store.fetchall("EXPLAIN QUERY PLAN " + page.sql,
+                                                   page.params))
+    assert "_order" in plan and "TEMP B-TREE" not in plan, plan
+    store.close()

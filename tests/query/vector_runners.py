@@ -57,20 +57,8 @@ def milvus_runner(store: VectorStore) -> Runner:
     return run
 
 
-def _fake_friendly(clause: Any) -> Any:
-    """``match_none`` as ``must_not: match_all``: the same set, in the subset the fake models."""
-    if isinstance(clause, dict):
-        if clause == {"match_none": {}}:
-            return {"bool": {"must_not": [{"match_all": {}}]}}
-        return {k: _fake_friendly(v) for k, v in clause.items()}
-    if isinstance(clause, list):
-        return [_fake_friendly(v) for v in clause]
-    return clause
-
-
 def es_runner(store: VectorStore) -> Runner:
     def run(query: Query) -> set[str]:
-        body = compile_es(query, store.filter_fields).body
-        return _search(store, _fake_friendly(body))
+        return _search(store, compile_es(query, store.filter_fields).body)
 
     return run

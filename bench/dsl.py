@@ -1,0 +1,232 @@
+"""DSL query speed on PostgreSQL and SQLite at N file metas, against filtering in Python.
+
+Loads N synthetic file metas (``bench/dsl_data.py``) into a throw-away PostgreSQL database
+(created from ``--pg`` and dropped afterwards; COPY with the secondary indexes built after the
+load) and into a temporary SQLite file, then times PAI's official example query and eleven
+representative ones. Per query: parse and compile time, the first page (``LIMIT 100``, what
+ListDatasetFileMetas returns at most) and the ``COUNT(*)`` behind TotalCount, as p50/p95 over
+``--repeat`` runs after a warm-up; and the baseline: the reference evaluator over the rows
+already in memory (no load time counted). Counts are checked against the evaluator.
+
+    python bench/dsl.py                      # 1M rows
+    python bench/dsl.py --rows 10000000      # 10M; the baseline runs on the first 1M, scaled
+    python bench/dsl.py --rows 100000 --explain --engines postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+
+from adapters.metadata import MetadataStore, open_store  # noqa: E402
+from bench import dsl_data  # noqa: E402
+from query import Query, compile_sql, parse, select_rows  # noqa: E402
+
+OFFICIAL = (
+    "(FileUpdateTime > '2025-02-28T00:00:00Z' AND FileUpdateTime < '2025-05-30T09:27:29Z') AND "
+    "FileDir:'blue_car' AND NOT FileName=\"toyota.jpg\" AND (( Tags.all='lane line' AND "
+    "Tags.all='barrier gate') OR NOT Tags.user='rainy days' ) AND HAS SemanticIndexJobId AND "
+    "Content:'a fallen water horse' AND TopK=100 AND SignMode='PUBLIC'")
+QUERIES = [
+    ("official", OFFICIAL),
+    ("tag-selective", "Tags.all='tag-100'"),
+    ("name-substring", "FileName:'cat_1234'"),
+    ("date-range", "FileUpdateTime >= '2025-03-01T00:00:00Z' AND "
+                   "FileUpdateTime < '2025-03-02T00:00:00Z'"),
+    ("size-range", "DataSize >= 5000000 AND DataSize < 5010000"),
+    ("not-tag", "NOT Tags.all='car'"),
+    ("or-tags", "Tags.all='tag-100' OR Tags.all='tag-101' OR Tags.all='tag-102'"),
+    ("has", "HAS Description AND FileType='video'"),
+    ("meta-range", "MetaAttributes.ImageWidth >= 8000 AND MetaAttributes.ImageHeight < 500"),
+    ("dir-substring", "FileDir:'blue_car'"),
+    ("tag-sorted", "Tags.all='lane line' AND FileType='image' AND DataSize > 1000000 AND "
+                   "SortBy='FileUpdateTime' AND Order='DESC'"),
+    ("id-eq", "DatasetFileMetaId='dfm-000004242'"),
+]
+PAGE = 100
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def timed(call: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    call()  # warm-up: plans, caches
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = call()
+        times.append((time.perf_counter() - t) * 1000)
+    return times, out
+
+
+# -- loading ------------------------------------------------------------------------------
+
+
+def create_pg(admin: str) -> str:
+    name = f"mmdm_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg(admin: str, dsn: str) -> None:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """file_metas' indexes that back no constraint: dropped for the load, rebuilt after."""
+    return conn.execute(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'file_metas' "
+        "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)"
+    ).fetchall()
+
+
+def load_pg(dsn: str, n: int) -> tuple[MetadataStore, str, float, float]:
+    store = open_store(dsn)
+    dataset_id = store.create_dataset("bench", "oss://bench/").dataset_id
+    store.create_version(dataset_id)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        indexes = _secondary_indexes(conn)
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        t = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(
+                f"COPY file_metas ({', '.join(dsl_data.COLUMNS)}) FROM STDIN") as copy:
+            for chunk in dsl_data.records(n, dataset_id):
+                for row in chunk:
+                    copy.write_row(dsl_data.pg_row(row))
+        loaded = time.perf_counter() - t
+        t = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        for _, definition in indexes:
+            conn.execute(definition)
+        conn.execute("VACUUM ANALYZE file_metas")
+        indexed = time.perf_counter() - t
+    return store, dataset_id, loaded, indexed
+
+
+def load_sqlite(path: str, n: int) -> tuple[MetadataStore, str, float, float]:
+    store = open_store(f"sqlite:///{path}")
+    dataset_id = store.create_dataset("bench", "oss://bench/").dataset_id
+    store.create_version(dataset_id)
+    sql = (f"INSERT INTO file_metas ({', '.join(dsl_data.COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(dsl_data.COLUMNS))})")
+    t = time.perf_counter()
+    for chunk in dsl_data.records(n, dataset_id):
+        with store.transaction():
+            store.executemany(sql, [dsl_data.sqlite_row(r) for r in chunk])
+    store.execute("ANALYZE")
+    return store, dataset_id, time.perf_counter() - t, 0.0
+
+
+# -- measuring ----------------------------------------------------------------------------
+
+
+def measure_compile(text: str, repeat: int) -> tuple[float, float]:
+    parse_ms, _ = timed(lambda: parse(text), repeat * 5)
+    query = parse(text)
+    compile_ms, _ = timed(lambda: (compile_sql(query, "postgres", "d", "v1", limit=PAGE),
+                                   compile_sql(query, "postgres", "d", "v1", count=True)),
+                          repeat * 5)
+    return statistics.median(parse_ms) * 1000, statistics.median(compile_ms) * 1000 / 2
+
+
+def measure_sql(store: MetadataStore, dataset_id: str, query: Query,
+                repeat: int) -> dict[str, Any]:
+    page = compile_sql(query, store.dialect, dataset_id, "v1", limit=PAGE)
+    count = compile_sql(query, store.dialect, dataset_id, "v1", count=True)
+    page_ms, _ = timed(lambda: store.fetchall(page.sql, page.params), repeat)
+    count_ms, rows = timed(lambda: store.fetchall(count.sql, count.params), repeat)
+    return {"page": page_ms, "count": count_ms, "matches": int(rows[0][0])}
+
+
+def explain(store: MetadataStore, dataset_id: str, query: Query) -> str:
+    out = []
+    for kw in ({"limit": PAGE}, {"count": True}):
+        c = compile_sql(query, "postgres", dataset_id, "v1", **kw)
+        plan = store.fetchall("EXPLAIN (ANALYZE, BUFFERS) " + c.sql, c.params)
+        out.append("\n".join("      " + r[0] for r in plan[:14]))
+    return "\n".join(out)
+
+
+def baseline(records: list[dict[str, Any]], query: Query, scale: float) -> tuple[float, int]:
+    t = time.perf_counter()
+    matches = len(select_rows(query, records))
+    return (time.perf_counter() - t) * 1000 * scale, matches
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--engines", default="postgres,sqlite")
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--baseline-rows", type=int, default=1_000_000,
+                    help="rows the Python baseline filters (scaled up to --rows)")
+    ap.add_argument("--explain", action="store_true", help="print PostgreSQL plans")
+    args = ap.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    base_n = min(args.rows, args.baseline_rows)
+    print(f"{args.rows:,} rows; baseline over {base_n:,} rows in memory"
+          f"{' (scaled)' if base_n < args.rows else ''}; load average {os.getloadavg()[0]:.1f}"
+          f" on {os.cpu_count()} CPUs", flush=True)
+    records = [dsl_data.as_record(r) for chunk in dsl_data.records(base_n, "bench")
+               for r in chunk]
+    compiled = {name: measure_compile(text, args.repeat) for name, text in QUERIES}
+    base = {name: baseline(records, parse(text), args.rows / base_n) for name, text in QUERIES}
+    del records
+    for engine in engines:
+        run_engine(engine, args, compiled, base, base_n == args.rows)
+
+
+def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[float, float]],
+               base: dict[str, tuple[float, int]], exact_counts: bool) -> None:
+    tmp = tempfile.mkdtemp(prefix="mmdm-bench-dsl-")
+    dsn = create_pg(args.pg) if engine == "postgres" else ""
+    try:
+        if engine == "postgres":
+            store, dataset_id, loaded, indexed = load_pg(dsn, args.rows)
+        else:
+            store, dataset_id, loaded, indexed = load_sqlite(os.path.join(tmp, "b.db"), args.rows)
+        print(f"\n{engine}: loaded in {loaded:.1f}s, indexes {indexed:.1f}s", flush=True)
+        print(f"{'query':15} {'matches':>8} {'parse':>7} {'compile':>8} {'page p50':>9} "
+              f"{'p95':>7} {'count p50':>10} {'p95':>7} {'baseline':>9} {'x':>7}")
+        for name, text in QUERIES:
+            query = parse(text)
+            m = measure_sql(store, dataset_id, query, args.repeat)
+            base_ms, base_matches = base[name]
+            assert not exact_counts or m["matches"] == base_matches, (name, m["matches"])
+            both = statistics.median(m["page"]) + statistics.median(m["count"])
+            print(f"{name:15} {m['matches']:>8} {compiled[name][0]:>6.0f}u "
+                  f"{compiled[name][1]:>7.0f}u {statistics.median(m['page']):>8.2f}m "
+                  f"{pct(m['page'], 0.95):>6.1f}m {statistics.median(m['count']):>9.2f}m "
+                  f"{pct(m['count'], 0.95):>6.1f}m {base_ms:>8.0f}m {base_ms / both:>6.0f}x",
+                  flush=True)
+            if args.explain and engine == "postgres":
+                print(explain(store, dataset_id, query))
+        store.close()
+    finally:
+        if dsn:
+            drop_pg(args.pg, dsn)
+        for f in Path(tmp).glob("*"):
+            f.unlink()
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    main()
