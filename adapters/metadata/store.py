@@ -266,11 +266,12 @@ class MetadataStore(JobWorkMixin):
     _META_SELECT = ", ".join(("pk", *FILE_META_COLUMNS))
 
     def _meta_from_row(self, row: Sequence[Any]) -> FileMeta:
-        values = dict(zip(("pk", *FILE_META_COLUMNS), row))
-        for col in ("tags_ai", "tags_user", "tags_user_delete_ai"):
-            values[col] = self._decode_tags(values[col])
-        values["meta_attributes"] = self._decode_json(values["meta_attributes"])
-        return FileMeta(**values)
+        """A meta from ``pk, *FILE_META_COLUMNS`` (hot in exports: positional, no dicts)."""
+        values = list(row[1:])
+        for i in _TAG_POSITIONS:
+            values[i] = self._decode_tags(values[i])
+        values[_META_ATTRIBUTES_POSITION] = self._decode_json(values[_META_ATTRIBUTES_POSITION])
+        return FileMeta(*values, pk=row[0])
 
     def get_file_meta(self, file_meta_id: str) -> FileMeta:
         row = self.fetchone(
