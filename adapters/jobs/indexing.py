@@ -91,6 +91,8 @@ def run_index_job(
 
     try:
         vector_store.ensure_table()
+        if resume_job_id is not None:
+            _redo_lost_vectors(store, vector_store, job.job_id, index_set)
         removed = _drop_deleted(store, vector_store, ds.dataset_id, version, index_set)
         runner: FileJobRunner[Any] = FileJobRunner(
             store, job, target="index", concurrency=max_concurrency,
@@ -101,6 +103,18 @@ def run_index_job(
         raise
     summary.extra |= {"IndexSetId": index_set, "RemovedVectors": removed}
     return summary
+
+
+def _redo_lost_vectors(store: MetadataStore, vector_store: VectorStore, job_id: str,
+                       index_set: str) -> None:
+    """A killed job may have reported files done whose vectors the store never made durable
+    (Milvus Lite keeps recent writes in memory): check, and redo those."""
+    present = set(vector_store.file_meta_ids(index_set))
+    lost = [k for k in store.job_done_keys(job_id) if k not in present]
+    if lost:
+        store.redo_files(job_id, lost)
+        store.append_job_log(job_id, f"{len(lost)} files reported indexed had no vector in "
+                                     f"{vector_store.table!r}; indexing them again", level="WARN")
 
 
 def _drop_deleted(store: MetadataStore, vector_store: VectorStore, dataset_id: str,

@@ -159,6 +159,20 @@ class JobWorkMixin:
         )
         return [self._meta_from_row(r) for r in rows]
 
+    def job_done_keys(self: MetadataStore, job_id: str) -> list[str]:
+        return [k for (k,) in self.fetchall(
+            "SELECT file_key FROM job_files WHERE job_id = ? AND state = 'DONE'", (job_id,))]
+
+    def redo_files(self: MetadataStore, job_id: str, file_meta_ids: Sequence[str]) -> None:
+        """Make files a job reported indexed pending again (their vectors were lost)."""
+        with self.transaction():
+            self.executemany("DELETE FROM job_files WHERE job_id = ? AND file_key = ?",
+                             [(job_id, k) for k in file_meta_ids])
+            self.executemany(
+                "UPDATE file_metas SET semantic_index_job_id = NULL, "
+                "semantic_index_update_time = NULL, indexed_fingerprint = NULL "
+                "WHERE file_meta_id = ?", [(k,) for k in file_meta_ids])
+
     def clear_index_state(self: MetadataStore, pks: Sequence[int]) -> None:
         self.executemany(
             "UPDATE file_metas SET semantic_index_job_id = NULL, "

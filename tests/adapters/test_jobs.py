@@ -189,3 +189,21 @@ def _input(path):
     from adapters.models import ImageInput
 
     return ImageInput(path.as_uri(), path.read_bytes(), "image/png")
+
+
+def test_resume_redoes_files_whose_vectors_were_lost(store, version, tmp_path):
+    """A killed job can have reported files done whose vectors never became durable (Milvus
+    Lite keeps recent writes in memory): resuming it puts them back."""
+    ds, _ = version
+    vectors = MilvusVectorStore(str(tmp_path / "milvus.db"), "vecs", 256)
+    first = run_index_job(store, ds, "v1", embedder=LocalImageEmbedder(), vector_store=vectors)
+    index_set = first.extra["IndexSetId"]
+    lost = sorted(vectors.file_meta_ids(index_set))[:4]
+    vectors.delete(index_set, lost)
+    assert vectors.count(index_set) == 11
+    resumed = run_index_job(store, ds, "v1", embedder=LocalImageEmbedder(),
+                            vector_store=vectors, resume_job_id=first.job_id)
+    assert (resumed.status, resumed.completed) == ("Succeeded", 15)
+    assert sorted(vectors.file_meta_ids(index_set)) == sorted(
+        m.file_meta_id for m in _metas(store, ds).values())
+    assert any("had no vector" in line for line in store.job_logs(first.job_id))
