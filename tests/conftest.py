@@ -21,6 +21,7 @@ os.environ.update({
 })
 
 import uuid  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 import psycopg  # noqa: E402
@@ -52,15 +53,24 @@ def pg_admin_dsn() -> str:
     return PG_ADMIN_DSN
 
 
+@contextmanager
+def throwaway_database(admin_dsn: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server; dropped afterwards, connections and all."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_dsn.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A throw-away database, dropped after the test."""
-    name = f"mmdm_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_admin_dsn.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(pg_admin_dsn, "mmdm_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

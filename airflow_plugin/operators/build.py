@@ -23,7 +23,8 @@ class FileMetaBuildOperator(DatasetVersionOperator):
 
     template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields,)
 
-    def __init__(self, *, oss_conn_id: str | None = OssHook.default_conn_name, batch_size: int = 2000, **kwargs: Any):
+    def __init__(self, *, oss_conn_id: str | None = OssHook.default_conn_name,
+                 batch_size: int = 2000, **kwargs: Any):
         super().__init__(**kwargs)
         self.oss_conn_id = oss_conn_id
         self.batch_size = batch_size

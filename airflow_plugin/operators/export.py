@@ -24,8 +24,8 @@ class _SearchingOperator(DatasetVersionOperator):
     :param query: QueryExpression DSL text, or a dict of ListDatasetFileMetas parameters
         (``QueryTagsIncludeAll``, ``QueryFileName``, …). Templated.
     :param embedding_conn_id: for text/image queries: the connection that indexed the version
-        (``None``: the offline local model, which embeds images only).
-    :param vector_conn_id: the vector database (``None``: Milvus Lite in the workspace).
+        (without one, the offline local model, which embeds images only).
+    :param vector_conn_id: the vector database (without one, Milvus Lite in the workspace).
     :param table: the vector table the version was indexed into.
     """
 
@@ -33,8 +33,10 @@ class _SearchingOperator(DatasetVersionOperator):
     template_fields_renderers = {"query": "json"}
 
     def __init__(self, *, query: str | dict[str, Any] | None = None,
-                 embedding_conn_id: str | None = DEFAULT_EMBEDDING_CONN, embedding_model: str | None = None,
-                 vector_conn_id: str | None = DEFAULT_VECTOR_CONN, table: str = "mmdm_file_vectors",
+                 embedding_conn_id: str | None = DEFAULT_EMBEDDING_CONN,
+                 embedding_model: str | None = None,
+                 vector_conn_id: str | None = DEFAULT_VECTOR_CONN,
+                 table: str = "mmdm_file_vectors",
                  oss_conn_id: str | None = OssHook.default_conn_name, **kwargs: Any):
         super().__init__(**kwargs)
         self.query = query

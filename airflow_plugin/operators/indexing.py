@@ -37,9 +37,11 @@ class SemanticIndexOperator(DatasetVersionOperator):
 
     def __init__(self, *, embedding_conn_id: str | None = DEFAULT_EMBEDDING_CONN,
                  embedding_model: str | None = None, dimension: int | None = None,
-                 vector_conn_id: str | None = DEFAULT_VECTOR_CONN, table: str = "mmdm_file_vectors",
+                 vector_conn_id: str | None = DEFAULT_VECTOR_CONN,
+                 table: str = "mmdm_file_vectors",
                  mode: str = "Increment", max_concurrency: int = 5,
-                 oss_conn_id: str | None = OssHook.default_conn_name, resume_job_id: str | None = None,
+                 oss_conn_id: str | None = OssHook.default_conn_name,
+                 resume_job_id: str | None = None,
                  shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.embedding_conn_id = embedding_conn_id

@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
 from adapters.metadata import FileMeta, MetadataStore, open_store
 from query import Query, compile_sql, select_rows
+from tests.conftest import throwaway_database
 
 from . import vector_runners
 from .dataset import RECORDS
@@ -74,12 +74,8 @@ def sqlite_backend(sqlite_loaded: Loaded) -> Runner:
 @pytest.fixture(scope="session")
 def postgres_db(pg_admin_dsn: str) -> Iterator[str]:
     """A throw-away database for the whole session (``pg_dsn`` is per test)."""
-    name = f"mmdm_query_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_admin_dsn.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(pg_admin_dsn, "mmdm_query") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
