@@ -12,18 +12,21 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlglot import exp
+
 from query import Query, compile_sql, planner
-from query.compile.sql import NULL_SORT_KEY, sort_column
+from query.compile.sql import NULL_SORT_KEY, CompiledSql, select_columns, sort_column, with_cursor
 from query.errors import DslSemanticError
 from query.paging import decode_token, encode_token, fingerprint
 
 from .errors import ConfigError, NotFoundError
 from .jobs.common import ImageLoader
 from .metadata import FileMeta, MetadataStore
+from .metadata.model import FILE_META_COLUMNS
 from .models.base import Embedder
 from .search_sources import SqlFilter, StoreVectors, query_image_input, query_vector
 from .storage import OssConfig
@@ -108,12 +111,22 @@ class SearchService:
     def iter_matches(self, dataset_id: str, version: str, query: Query, *,
                      query_image: bytes | None = None,
                      page_size: int = 500) -> Iterator[tuple[FileMeta, float | None]]:
-        """Every match, streamed in pages (exports). A vector query without TopK has no cap:
-        every match above ScoreThreshold (see ``planner.iter_ranked`` for the order)."""
+        """Every match, streamed in pages. A vector query without TopK has no cap: every
+        match above ScoreThreshold (see ``planner.iter_ranked`` for the order)."""
+        for row, score in self.iter_match_rows(dataset_id, version, query,
+                                               query_image=query_image, page_size=page_size):
+            yield self.store.meta_from_row(row), score
+
+    def iter_match_rows(self, dataset_id: str, version: str, query: Query, *,
+                        query_image: bytes | None = None, page_size: int = 500,
+                        columns: Sequence[str | exp.Expression] = FILE_META_COLUMNS,
+                        ) -> Iterator[tuple[tuple[Any, ...], float | None]]:
+        """:meth:`iter_matches` as SQL rows ``(pk, *columns, ...)``, the engine's values as
+        they come: exports select a rendered line and decode nothing."""
         dataset_id = self.store.get_dataset(dataset_id).dataset_id
         mode, why = planner.query_mode(query, image_upload=query_image is not None)
         if mode == "TAG":
-            yield from self._iter_tag(dataset_id, version, query, page_size)
+            yield from self._iter_tag(dataset_id, version, query, page_size, columns)
             return
         plan = planner.Plan(mode, why)
         hits: Iterable[planner.Hit]
@@ -123,7 +136,11 @@ class SearchService:
             src, vectors = self._sources(dataset_id, version, query, query_image)
             hits = planner.iter_ranked(src, vectors, query, limits=self.limits, plan=plan,
                                        threshold=_threshold(query))
-        yield from self._with_metas(hits, page_size)
+        select_list = select_columns(columns, self.store.dialect)
+        for chunk in _chunks(hits, page_size):
+            scores = {h.pk: h.score for h in chunk}
+            for row in self.store.select_by_pk([h.pk for h in chunk], select_list):
+                yield row, scores[row[0]]
 
     def index_set_for(self, dataset_id: str, version: str) -> str:
         """The index set searched: the configured one, or the version's latest successful
@@ -159,14 +176,22 @@ class SearchService:
         plan.filter_count, plan.results = total, len(metas)
         return SearchPage([(m, None) for m in metas], total, token, max_results, plan.explain())
 
-    def _iter_tag(self, dataset_id: str, version: str, query: Query,
-                  page_size: int) -> Iterator[tuple[FileMeta, None]]:
-        after: Any = None
-        while rows := self._sql(query, dataset_id, version, limit=page_size, after=after):
-            yield from ((m, None) for m in self.store.get_file_metas_by_pk([r[0] for r in rows]))
+    def _iter_tag(self, dataset_id: str, version: str, query: Query, page_size: int,
+                  columns: Sequence[str | exp.Expression]) -> Iterator[tuple[tuple, None]]:
+        # The rows come from the keyset query itself, compiled twice: for the first page and
+        # for the rest, which only bind the cursor.
+        def compiled(after: Any) -> CompiledSql:
+            return compile_sql(query, self.store.dialect, dataset_id, version,
+                               limit=page_size, after=after, columns=columns)
+
+        statement, later = compiled(None), None
+        while rows := self.store.fetchall(statement.sql, statement.params):
+            yield from ((r, None) for r in rows)
             if len(rows) < page_size:
                 return
             after = _keyset(query, rows[-1])
+            later = later or compiled(after)
+            statement = with_cursor(later, after)
 
     def _sql(self, query: Query, dataset_id: str, version: str, **kw: Any) -> list[tuple]:
         compiled = compile_sql(query, self.store.dialect, dataset_id, version, **kw)
@@ -227,13 +252,6 @@ class SearchService:
 
         return sorted(hits, key=key, reverse=desc)
 
-    def _with_metas(self, hits: Iterable[planner.Hit],
-                    page_size: int) -> Iterator[tuple[FileMeta, float]]:
-        for chunk in _chunks(hits, page_size):
-            scores = {h.pk: h.score for h in chunk}
-            for meta in self.store.get_file_metas_by_pk([h.pk for h in chunk]):
-                yield meta, scores[meta.pk]
-
     # -- ranked-list cache for NextToken pages ----------------------------------------------
     def _cached(self, fp: str) -> _Ranked | None:
         entry = self._ranked.get(fp)
@@ -280,7 +298,7 @@ def _digest(upload: bytes | None) -> str:
 
 
 def _keyset(query: Query, row: tuple) -> Any:
-    return int(row[0]) if sort_column(query) is None else [int(row[2]), int(row[0])]
+    return int(row[0]) if sort_column(query) is None else [int(row[-1]), int(row[0])]
 
 
 def _tag_cursor(query: Query, fp: str) -> tuple[Any, int | None]:

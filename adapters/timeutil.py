@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+from query.schema import format_date
 
 
 def now_ms() -> int:
@@ -12,10 +14,10 @@ def now_ms() -> int:
 
 def to_iso(ms: int | None) -> str | None:
     """``1736692561000`` -> ``'2025-01-12T14:36:01.000Z'`` (PAI's format)."""
-    if ms is None:
-        return None
-    # time.gmtime is several times cheaper than datetime here, and this runs per exported row
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    return None if ms is None else format_date(ms)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def from_iso(text: str) -> int:
@@ -23,4 +25,4 @@ def from_iso(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1000)
+    return (dt - _EPOCH) // timedelta(milliseconds=1)  # exact: timestamp() * 1000 rounds

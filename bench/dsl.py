@@ -11,6 +11,8 @@ already in memory (no load time counted). Counts are checked against the evaluat
     python bench/dsl.py                      # 1M rows
     python bench/dsl.py --rows 10000000      # 10M; the baseline runs on the first 1M, scaled
     python bench/dsl.py --rows 100000 --explain --engines postgres
+    python bench/dsl.py --rows 10000000 --engines postgres --keep-pg mmdm_bench_10m
+        # loads once into that database and keeps it; later runs with the flag reuse it
 """
 
 from __future__ import annotations
@@ -76,11 +78,25 @@ def timed(call: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
 # -- loading ------------------------------------------------------------------------------
 
 
-def create_pg(admin: str) -> str:
-    name = f"mmdm_bench_{uuid.uuid4().hex[:10]}"
+def create_pg(admin: str, name: str | None = None) -> tuple[str, bool]:
+    """A database for the bench: a throw-away one, or ``name`` (kept; True if it exists)."""
+    name = name or f"mmdm_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.rsplit("/", 1)[0] + "/" + name
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone() is not None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + "/" + name, exists
+
+
+def reuse_pg(dsn: str, n: int) -> tuple[MetadataStore, str, float, float]:
+    """A kept database loaded by an earlier run with the same ``--rows``."""
+    store = open_store(dsn)
+    dataset_id = store.get_dataset("bench").dataset_id
+    have = store.count_file_metas(dataset_id, "v1", status=None)
+    if have != n:
+        raise SystemExit(f"{dsn} holds {have} rows, not {n}: drop it or name another")
+    return store, dataset_id, 0.0, 0.0
 
 
 def drop_pg(admin: str, dsn: str) -> None:
@@ -179,6 +195,8 @@ def main() -> None:
     ap.add_argument("--baseline-rows", type=int, default=1_000_000,
                     help="rows the Python baseline filters (scaled up to --rows)")
     ap.add_argument("--explain", action="store_true", help="print PostgreSQL plans")
+    ap.add_argument("--keep-pg", metavar="NAME",
+                    help="load into this PostgreSQL database and keep it (reused if loaded)")
     args = ap.parse_args()
     engines = [e for e in args.engines.split(",") if e]
     base_n = min(args.rows, args.baseline_rows)
@@ -197,9 +215,11 @@ def main() -> None:
 def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[float, float]],
                base: dict[str, tuple[float, int]], exact_counts: bool) -> None:
     tmp = tempfile.mkdtemp(prefix="mmdm-bench-dsl-")
-    dsn = create_pg(args.pg) if engine == "postgres" else ""
+    dsn, reuse = create_pg(args.pg, args.keep_pg) if engine == "postgres" else ("", False)
     try:
-        if engine == "postgres":
+        if reuse:
+            store, dataset_id, loaded, indexed = reuse_pg(dsn, args.rows)
+        elif engine == "postgres":
             store, dataset_id, loaded, indexed = load_pg(dsn, args.rows)
         else:
             store, dataset_id, loaded, indexed = load_sqlite(os.path.join(tmp, "b.db"), args.rows)
@@ -221,7 +241,7 @@ def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[
                 print(explain(store, dataset_id, query))
         store.close()
     finally:
-        if dsn:
+        if dsn and not args.keep_pg:
             drop_pg(args.pg, dsn)
         for f in Path(tmp).glob("*"):
             f.unlink()

@@ -9,18 +9,21 @@ is complete.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
-from ..metadata import FileMeta, MetadataStore
+from query import Query, parse, parse_params, to_dsl, to_json
+
+from ..metadata import MetadataStore
+from ..search import SearchService
 from ..storage import OssConfig, open_storage
 from ..timeutil import to_iso
 from .manifest import MANIFEST_NAME, Manifest, PartFile
-from .rows import export_row, parse_attributes
+from .rows import EXPORT_ATTRIBUTES, export_columns, parse_attributes
 
 
 @dataclass(frozen=True)
@@ -35,52 +38,56 @@ class ExportResult:
                 "RowCount": self.row_count, "DatasetJobId": self.job_id}
 
 
-class _Lineage:
-    """The jobs behind the exported rows (bounded: a version has few jobs)."""
+def as_query(query: Query | str | Mapping[str, Any] | None) -> Query:
+    """A DSL string, ListDatasetFileMetas-style parameters, a Query, or None (everything)."""
+    if query is None or query == "":
+        return parse_params({})
+    if isinstance(query, Query):
+        return query
+    if isinstance(query, str):
+        return parse(query)
+    return parse_params(dict(query))
 
-    def __init__(self) -> None:
-        self.jobs: dict[str, None] = {}
 
-    def see(self, meta: FileMeta) -> None:
-        for job_id in (meta.tag_job_id, meta.semantic_index_job_id):
-            if job_id and job_id not in self.jobs and len(self.jobs) < 1000:
-                self.jobs[job_id] = None
-
-    def tag_definitions(self, store: MetadataStore) -> list[dict[str, Any]]:
-        out = []
-        for job_id in self.jobs:
-            spec = store.get_job(job_id).job_spec
-            if "promptId" in spec:
-                out.append({"promptId": spec["promptId"], "revision": spec.get("promptRevision"),
-                            "tagJobId": job_id, "modelId": spec.get("modelId")})
-        return out
+def query_record(query: Query | str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """How the manifest and the job spec record a query: DSL text, AST JSON, parameters."""
+    q = as_query(query)
+    record: dict[str, Any] = {"dsl": to_dsl(q), "ast": to_json(q)}
+    if isinstance(query, Mapping):
+        record["params"] = dict(query)
+    return record
 
 
 def export_file_metas(
     store: MetadataStore,
     dataset_id: str,
     version: str,
-    metas: Iterable[FileMeta],
     *,
     export_dir_uri: str,
+    query: Query | str | Mapping[str, Any] | None = None,
     filtered_attributes: str | list[str] | None = None,
-    query: dict[str, Any] | None = None,
-    index_set_id: str | None = None,
-    embedding_model: str | None = None,
+    search: SearchService | None = None,
     job_id: str | None = None,
     oss_config: OssConfig | None = None,
     rows_per_file: int = 20_000,
     now: datetime | None = None,
 ) -> ExportResult:
-    """Write ``metas`` (any iterable, consumed once) as an export folder and return where."""
+    """Write every match of ``query`` (no top-k cap unless it sets TopK) as an export folder
+    and return where. Vector queries need ``search`` to carry an embedder and a vector store.
+    """
+    q = as_query(query)
+    dataset_id = store.get_dataset(dataset_id).dataset_id
+    search = search or SearchService(store)
     attributes = parse_attributes(filtered_attributes)
     now = now or datetime.now(timezone.utc)
     folder = f"{dataset_id}-{version}-{now.strftime('%Y-%m-%d-%H-%M-%S')}"
     storage = open_storage(export_dir_uri.rstrip("/") + "/" + folder, oss_config)
-    manifest = Manifest(dataset_id, version, to_iso(int(now.timestamp() * 1000)) or "",
-                        list(attributes), export_job_id=job_id, query=query or {},
-                        index_set_id=index_set_id, embedding_model=embedding_model)
-    lineage = _Lineage()
+    manifest = Manifest(
+        dataset_id, version, to_iso(round(now.timestamp() * 1000)) or "", list(attributes),
+        export_job_id=job_id, query=query_record(query),
+        index_set_id=search.index_set_for(dataset_id, version) if q.semantic else None,
+        embedding_model=getattr(search.embedder, "model", None) if q.semantic else None)
+    jobs: dict[str, None] = {}  # the jobs behind the rows (bounded: a version has few)
     buffer: list[bytes] = []
 
     def flush() -> None:
@@ -90,15 +97,37 @@ def export_file_metas(
         manifest.files.append(PartFile(name, len(buffer), hashlib.sha256(data).hexdigest()))
         buffer.clear()
 
-    for meta in metas:
-        lineage.see(meta)
-        buffer.append(orjson.dumps(export_row(meta, attributes)) + b"\n")
+    columns = export_columns(attributes, store.dialect)
+    for (_pk, line, tag_job, index_job, *_), _score in search.iter_match_rows(
+            dataset_id, version, q, columns=columns):
+        buffer.append(line.encode() + b"\n")
         manifest.row_count += 1
+        for job in (tag_job, index_job):
+            if job and job not in jobs and len(jobs) < 1000:
+                jobs[job] = None
         if len(buffer) >= rows_per_file:
             flush()
     if buffer or not manifest.files:
         flush()
-    manifest.source_jobs = list(lineage.jobs)
-    manifest.tag_definitions = lineage.tag_definitions(store)
+    manifest.source_jobs = list(jobs)
+    manifest.tag_definitions = _tag_definitions(store, jobs)
     manifest_uri = storage.write(MANIFEST_NAME, manifest.to_yaml().encode(), "text/yaml")
     return ExportResult(storage.root_uri, manifest_uri, manifest.row_count, job_id)
+
+
+def iter_export_rows(search: SearchService, dataset_id: str, version: str, query: Query,
+                     attributes: tuple[str, ...] = EXPORT_ATTRIBUTES) -> Iterator[dict[str, Any]]:
+    """The rows an export of ``query`` would write, as objects (an import from a query)."""
+    columns = export_columns(attributes, search.store.dialect)
+    for row, _score in search.iter_match_rows(dataset_id, version, query, columns=columns):
+        yield orjson.loads(row[1])
+
+
+def _tag_definitions(store: MetadataStore, jobs: Iterable[str]) -> list[dict[str, Any]]:
+    out = []
+    for job_id in jobs:
+        spec = store.get_job(job_id).job_spec
+        if "promptId" in spec:
+            out.append({"promptId": spec["promptId"], "revision": spec.get("promptRevision"),
+                        "tagJobId": job_id, "modelId": spec.get("modelId")})
+    return out

@@ -14,7 +14,7 @@ from ..metadata import FileMeta, MetadataStore
 from ..storage import OssConfig, UriReader
 from ..timeutil import now_ms
 from .manifest import Manifest
-from .rows import EXPORT_ATTRIBUTES, export_row, meta_from_row, parse_attributes
+from .rows import meta_from_row, parse_attributes
 
 # PAI always imports these; the rest follow ``filteredAttributes``.
 ALWAYS_IMPORTED = ("Uri", "FileName", "FileFingerPrint", "DataSize", "FileType", "ContentType")
@@ -44,7 +44,7 @@ def import_file_metas(
     version: str,
     *,
     manifest_uri: str | None = None,
-    source_metas: Iterable[FileMeta] | None = None,
+    source_rows: Iterable[dict[str, Any]] | None = None,
     import_mode: str = "append",
     filtered_attributes: str | list[str] | None = None,
     oss_config: OssConfig | None = None,
@@ -52,12 +52,13 @@ def import_file_metas(
 ) -> dict[str, Any]:
     """Import metas into a LOGICAL version, as a FileMetaImport job.
 
-    Exactly one of ``manifest_uri`` (an export's manifest) and ``source_metas`` (the result
-    of a query over another version) is given. ``append`` overwrites rows with the same Uri;
-    ``replace`` first logically deletes the version's existing rows.
+    Exactly one of ``manifest_uri`` (an export's manifest) and ``source_rows`` (the export
+    rows of a query over another version: :func:`iter_export_rows`) is given. ``append``
+    overwrites rows with the same Uri; ``replace`` first logically deletes the version's
+    existing rows.
     """
-    if (manifest_uri is None) == (source_metas is None):
-        raise AdapterError("give either manifest_uri or source_metas", is_input_error=True)
+    if (manifest_uri is None) == (source_rows is None):
+        raise AdapterError("give either manifest_uri or source_rows", is_input_error=True)
     if import_mode not in ("append", "replace"):
         raise AdapterError(f"importMode must be append or replace, not {import_mode!r}",
                            is_input_error=True)
@@ -71,10 +72,8 @@ def import_file_metas(
             "filteredAttributes": list(attributes)}
     job = store.create_job(ds.dataset_id, version, "FileMetaImport", job_spec=spec)
     store.start_job(job.job_id)
-    if manifest_uri is not None:
-        rows: Iterable[dict[str, Any]] = iter_manifest_rows(manifest_uri, UriReader(oss_config))
-    else:
-        rows = (_as_row(m) for m in source_metas or ())
+    rows = (iter_manifest_rows(manifest_uri, UriReader(oss_config)) if manifest_uri is not None
+            else source_rows or ())
     count = 0
     try:
         if import_mode == "replace":
@@ -109,7 +108,3 @@ def _flush(store: MetadataStore, batch: list[FileMeta]) -> int:
                                  for m in batch])
         batch.clear()
     return n
-
-
-def _as_row(meta: FileMeta) -> dict[str, Any]:
-    return export_row(meta, EXPORT_ATTRIBUTES)

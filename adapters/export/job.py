@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..metadata import MetadataStore
 from ..storage import OssConfig
-from .exporter import ExportResult, export_file_metas
+from .exporter import ExportResult, export_file_metas, query_record
 
 if TYPE_CHECKING:
     from query import Query
 
     from ..search import SearchService
-
-
-def as_query(query: Query | str | Mapping[str, Any] | None) -> Query:
-    """A DSL string, ListDatasetFileMetas-style parameters, a Query, or None (everything)."""
-    from query import Query, parse, parse_params
-
-    if query is None or query == "":
-        return parse_params({})
-    if isinstance(query, Query):
-        return query
-    if isinstance(query, str):
-        return parse(query)
-    return parse_params(dict(query))
 
 
 def run_export_job(
@@ -39,35 +27,23 @@ def run_export_job(
     search: SearchService | None = None,
     oss_config: OssConfig | None = None,
     description: str | None = None,
+    rows_per_file: int = 20_000,
+    now: datetime | None = None,
 ) -> ExportResult:
-    """Export every match of ``query`` (no top-k cap unless the query sets TopK).
-
-    Vector queries need ``search`` to carry an embedder and a vector store.
-    """
-    from query import to_dsl, to_json
-
-    from ..search import SearchService
-
-    q = as_query(query)
+    """:func:`export_file_metas` recorded as a FileMetaExport job (spec, logs, counts)."""
     ds = store.get_dataset(dataset_id)
-    search = search or SearchService(store)
-    query_record = {"dsl": to_dsl(q), "ast": to_json(q)}
-    if isinstance(query, Mapping):
-        query_record["params"] = dict(query)
-    spec = {"query": query_record, "filteredAttributes": filtered_attributes,
+    record = query_record(query)
+    spec = {"query": record, "filteredAttributes": filtered_attributes,
             "exportDirUri": export_dir_uri}
     job = store.create_job(ds.dataset_id, version, "FileMetaExport", job_spec=spec,
                            description=description)
     store.start_job(job.job_id)
-    store.append_job_log(job.job_id, f"Job started: exporting {query_record['dsl'] or 'all files'}")
+    store.append_job_log(job.job_id, f"Job started: exporting {record['dsl'] or 'all files'}")
     try:
-        metas = (meta for meta, _score in search.iter_matches(ds.dataset_id, version, q))
         result = export_file_metas(
-            store, ds.dataset_id, version, metas, export_dir_uri=export_dir_uri,
-            filtered_attributes=filtered_attributes, query=query_record,
-            index_set_id=search.index_set_for(ds.dataset_id, version) if q.semantic else None,
-            embedding_model=getattr(search.embedder, "model", None) if q.semantic else None,
-            job_id=job.job_id, oss_config=oss_config)
+            store, ds.dataset_id, version, export_dir_uri=export_dir_uri, query=query,
+            filtered_attributes=filtered_attributes, search=search, job_id=job.job_id,
+            oss_config=oss_config, rows_per_file=rows_per_file, now=now)
     except BaseException as exc:
         store.append_job_log(job.job_id, f"Job failed: {exc}", level="ERROR")
         store.finish_job(job.job_id, "Failed", {"error": str(exc)})

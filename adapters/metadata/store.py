@@ -19,7 +19,7 @@ from ..errors import NotFoundError
 from ..ids import new_dataset_id, new_job_id, new_prompt_id
 from ..timeutil import now_ms
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
-from .schema import SCHEMA_VERSION, migration_statements
+from .schema import migration_statements
 from .work import JobWorkMixin
 
 _TAG_COLUMNS = ("tags_ai", "tags_user", "tags_user_delete_ai", "tags_all")
@@ -27,6 +27,7 @@ _STORED_COLUMNS = (*FILE_META_COLUMNS, "tags_all", "file_name_folded", "file_dir
                    "description_folded")
 _TAG_POSITIONS = tuple(FILE_META_COLUMNS.index(c) for c in _TAG_COLUMNS[:3])
 _META_ATTRIBUTES_POSITION = FILE_META_COLUMNS.index("meta_attributes")
+_META_WIDTH = 1 + len(FILE_META_COLUMNS)  # pk first
 # What a FileMetaBuild scan owns: it never touches tags, descriptions or index state.
 SCAN_COLUMNS = (
     "file_name", "file_dir", "file_name_folded", "file_dir_folded", "data_size",
@@ -265,9 +266,10 @@ class MetadataStore(JobWorkMixin):
 
     _META_SELECT = ", ".join(("pk", *FILE_META_COLUMNS))
 
-    def _meta_from_row(self, row: Sequence[Any]) -> FileMeta:
-        """A meta from ``pk, *FILE_META_COLUMNS`` (hot in exports: positional, no dicts)."""
-        values = list(row[1:])
+    def meta_from_row(self, row: Sequence[Any]) -> FileMeta:
+        """A meta from SQL selecting ``pk, *FILE_META_COLUMNS`` first (later columns ignored).
+        Positional, no dicts: this runs per row of a listing."""
+        values = list(row[1:_META_WIDTH])
         for i in _TAG_POSITIONS:
             values[i] = self._decode_tags(values[i])
         values[_META_ATTRIBUTES_POSITION] = self._decode_json(values[_META_ATTRIBUTES_POSITION])
@@ -279,18 +281,23 @@ class MetadataStore(JobWorkMixin):
         )
         if row is None:
             raise NotFoundError(f"no file meta {file_meta_id!r}")
-        return self._meta_from_row(row)
+        return self.meta_from_row(row)
+
+    def select_by_pk(self, pks: Sequence[int], select_list: str) -> list[tuple[Any, ...]]:
+        """``(pk, *select_list)`` over ``file_metas AS f`` for the given internal keys, in the
+        order given (missing ones left out). ``select_list`` is SQL the caller rendered for
+        this engine from names and expressions, never from user input."""
+        if not pks:
+            return []
+        rows = self.fetchall(f"SELECT f.pk, {select_list} FROM file_metas AS f "
+                             f"WHERE {self._in_list('f.pk')}", (self._list_param(list(pks)),))
+        by_pk = {r[0]: r for r in rows}
+        return [by_pk[p] for p in pks if p in by_pk]
 
     def get_file_metas_by_pk(self, pks: Sequence[int]) -> list[FileMeta]:
         """Metas for the given internal keys, in the order given (missing ones left out)."""
-        if not pks:
-            return []
-        rows = self.fetchall(
-            f"SELECT {self._META_SELECT} FROM file_metas WHERE {self._in_list('pk')}",
-            (self._list_param(list(pks)),),
-        )
-        by_pk = {r[0]: self._meta_from_row(r) for r in rows}
-        return [by_pk[p] for p in pks if p in by_pk]
+        rows = self.select_by_pk(pks, ", ".join(f"f.{c}" for c in FILE_META_COLUMNS))
+        return [self.meta_from_row(r) for r in rows]
 
     def iter_file_metas(
         self,
@@ -311,7 +318,7 @@ class MetadataStore(JobWorkMixin):
                 (dataset_id, dataset_version, *extra, after, batch_size),
             )
             for row in rows:
-                yield self._meta_from_row(row)
+                yield self.meta_from_row(row)
             if len(rows) < batch_size:
                 return
             after = rows[-1][0]
@@ -538,7 +545,7 @@ class MetadataStore(JobWorkMixin):
         return self.get_prompt(old.prompt_id)
 
     def list_prompts(self) -> list[Prompt]:
-        rows = self.fetchall(f"SELECT prompt_id FROM prompts ORDER BY create_time")
+        rows = self.fetchall("SELECT prompt_id FROM prompts ORDER BY create_time")
         return [self.get_prompt(r[0]) for r in rows]
 
 

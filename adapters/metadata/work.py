@@ -53,7 +53,7 @@ class JobWorkMixin:
             f"SELECT {cols} FROM file_metas f WHERE {where} AND f.pk > ? ORDER BY f.pk LIMIT ?",
             (dataset_id, dataset_version, job_id, *shard_params, after_pk, limit),
         )
-        return [self._meta_from_row(r) for r in rows]
+        return [self.meta_from_row(r) for r in rows]
 
     def count_pending(self: MetadataStore, dataset_id: str, dataset_version: str, *,
                       job_id: str, target: str, mode: str,
@@ -157,7 +157,7 @@ class JobWorkMixin:
             "ORDER BY pk LIMIT ?",
             (dataset_id, dataset_version, limit),
         )
-        return [self._meta_from_row(r) for r in rows]
+        return [self.meta_from_row(r) for r in rows]
 
     def job_done_keys(self: MetadataStore, job_id: str) -> list[str]:
         return [k for (k,) in self.fetchall(

@@ -8,11 +8,12 @@ from typing import Any
 from airflow.sdk import Context
 
 from adapters.export import import_file_metas
-from adapters.export.job import as_query, run_export_job
+from adapters.export.exporter import as_query, iter_export_rows
+from adapters.export.job import run_export_job
 
 from ..failures import fail_fast
-from ..hooks.models import DEFAULT_EMBEDDING_CONN, embedder_for
 from ..hooks.metadata import workspace_dir
+from ..hooks.models import DEFAULT_EMBEDDING_CONN, embedder_for
 from ..hooks.oss import OssHook
 from ..hooks.vectors import DEFAULT_VECTOR_CONN, vector_store_for
 from .base import DatasetVersionOperator
@@ -130,11 +131,11 @@ class ImportOperator(DatasetVersionOperator):
             source = None
             if not self.manifest_uri:
                 src = store.get_dataset(self.source_dataset or self.dataset)
-                source = (m for m, _ in SearchService(store).iter_matches(
-                    src.dataset_id, self.source_version or "v1", as_query(self.query)))
+                source = iter_export_rows(SearchService(store), src.dataset_id,
+                                          self.source_version or "v1", as_query(self.query))
             result = import_file_metas(
                 store, self.dataset, self.version, manifest_uri=self.manifest_uri or None,
-                source_metas=source, import_mode=self.import_mode,
+                source_rows=source, import_mode=self.import_mode,
                 filtered_attributes=self.filtered_attributes, oss_config=oss)
         hook.close()
         return result

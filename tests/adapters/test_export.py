@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 import yaml
 
 from adapters.errors import AdapterError
-from adapters.export import MANIFEST_NAME, ExportDataset, export_file_metas, import_file_metas
+from adapters.export import (
+    MANIFEST_NAME,
+    ExportDataset,
+    export_file_metas,
+    import_file_metas,
+    iter_export_rows,
+)
+from adapters.export.rows import parse_attributes
+from adapters.ids import file_meta_id
+from adapters.metadata import FileMeta
 from adapters.scan import build_file_metas
+from adapters.search import SearchService
 from adapters.storage import OssConfig
+from adapters.timeutil import to_iso
+from query import parse
 from tests.adapters.imagefiles import image_bytes
 
 WHEN = datetime(2025, 6, 18, 12, 23, 30, tzinfo=timezone.utc)
@@ -37,15 +50,16 @@ def built(store, tmp_path):
 
 def test_round_trip_preserves_every_row_and_attribute(store, built, tmp_path):
     ds, metas = built
-    result = export_file_metas(store, ds.dataset_id, "v1", iter(metas),
+    result = export_file_metas(store, ds.dataset_id, "v1", query="Tags.all='n1' OR HAS Description",
                                export_dir_uri=str(tmp_path / "exports"), rows_per_file=3,
-                               query={"dsl": "Tags.all='car'"}, now=WHEN)
+                               now=WHEN)
     assert result.folder_uri.endswith(f"/{ds.dataset_id}-v1-2025-06-18-12-23-30")
     assert result.manifest_uri.endswith("/" + MANIFEST_NAME) and result.row_count == 7
     manifest = yaml.safe_load((tmp_path / "exports" / f"{ds.dataset_id}-v1-2025-06-18-12-23-30"
                                / MANIFEST_NAME).read_text())
     assert [f["rows"] for f in manifest["files"]] == [3, 3, 1]
-    assert manifest["query"] == {"dsl": "Tags.all='car'"} and manifest["rowCount"] == 7
+    assert manifest["query"]["dsl"] == "Tags.all='n1' OR HAS Description"
+    assert manifest["rowCount"] == 7
 
     target = store.create_version(ds.dataset_id, source_type="LOGICAL")
     out = import_file_metas(store, ds.dataset_id, target.version_name,
@@ -79,8 +93,7 @@ def test_round_trip_preserves_every_row_and_attribute(store, built, tmp_path):
 
 def test_filtered_attributes_keep_uri_and_only_what_was_asked(store, built, tmp_path):
     ds, metas = built
-    result = export_file_metas(store, ds.dataset_id, "v1", metas,
-                               export_dir_uri=tmp_path.as_uri(),
+    result = export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=tmp_path.as_uri(),
                                filtered_attributes="FileName,Tags.ai",
                                now=WHEN)
     line = json.loads(next(open(tmp_path / f"{ds.dataset_id}-v1-2025-06-18-12-23-30"
@@ -89,16 +102,20 @@ def test_filtered_attributes_keep_uri_and_only_what_was_asked(store, built, tmp_
     rows = ExportDataset(result.manifest_uri, load_images=False)
     assert rows[3]["tags"] == ["car", "n3"]  # the removal list was not exported: ai as is
     with pytest.raises(AdapterError, match="unknown filteredAttributes"):
-        export_file_metas(store, ds.dataset_id, "v1", metas, export_dir_uri=str(tmp_path),
+        export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path),
                           filtered_attributes="FileName,Password")
 
 
 def test_import_modes_and_checks(store, built, tmp_path):
     ds, metas = built
-    result = export_file_metas(store, ds.dataset_id, "v1", metas[:3],
+    first, rest = metas[:3], metas[3:]
+    ids = ",".join(m.file_meta_id for m in first)
+    result = export_file_metas(store, ds.dataset_id, "v1", query={"DatasetFileMetaIds": ids},
                                export_dir_uri=str(tmp_path), now=WHEN)
     target = store.create_version(ds.dataset_id, source_type="LOGICAL").version_name
-    import_file_metas(store, ds.dataset_id, target, source_metas=iter(metas[3:]))
+    rest_query = parse(" OR ".join(f"DatasetFileMetaId='{m.file_meta_id}'" for m in rest))
+    import_file_metas(store, ds.dataset_id, target, source_rows=iter_export_rows(
+        SearchService(store), ds.dataset_id, "v1", rest_query))
     import_file_metas(store, ds.dataset_id, target, manifest_uri=result.manifest_uri)
     assert store.count_file_metas(ds.dataset_id, target) == 7
     import_file_metas(store, ds.dataset_id, target, manifest_uri=result.manifest_uri,
@@ -119,9 +136,64 @@ def test_export_to_oss_and_load_from_it(store, built, fake_oss, tmp_path):
     ds, metas = built
     config = OssConfig(endpoint=fake_oss.endpoint, access_key_id="ak", access_key_secret="sk")
     fake_oss.put("exports", "keep.txt", b"")
-    result = export_file_metas(store, ds.dataset_id, "v1", metas, oss_config=config,
+    result = export_file_metas(store, ds.dataset_id, "v1", oss_config=config,
                                export_dir_uri="oss://exports/runs/", now=WHEN)
     assert result.manifest_uri == (f"oss://exports/runs/{ds.dataset_id}-v1-2025-06-18-12-23-30/"
                                    + MANIFEST_NAME)
     loader = ExportDataset(result.manifest_uri, oss_config=config, cache_dir=str(tmp_path / "c"))
     assert len(loader) == 7 and loader[0]["image"] is not None
+
+
+EDGE_TIMES = [None, 0, -1, 951_782_400_123, 1_736_692_561_999, 253_402_300_799_999]
+
+
+def _expected_line(m: FileMeta, attributes: tuple[str, ...]) -> dict:
+    """What a line must hold, written out independently of the SQL that renders it."""
+    values = {"Uri": m.uri, "DatasetFileMetaId": m.file_meta_id, "FileName": m.file_name,
+              "FileDir": m.file_dir, "DataSize": m.data_size, "FileType": m.file_type,
+              "ContentType": m.content_type, "Comment": m.comment,
+              "Description": m.description, "MetaAttributes": m.meta_attributes,
+              "FileFingerPrint": m.file_fingerprint,
+              "FileCreateTime": to_iso(m.file_create_time),
+              "FileUpdateTime": to_iso(m.file_update_time)}
+    groups = {"Tags.ai": ("ai", m.tags_ai), "Tags.user": ("user", m.tags_user),
+              "Tags.user-delete-ai-tags": ("user-delete-ai-tags", m.tags_user_delete_ai),
+              "Tags.all": ("all", m.tags_all)}
+    out: dict = {}
+    for name in attributes:
+        if name in groups:
+            out.setdefault("Tags", {})[groups[name][0]] = groups[name][1]
+        else:
+            out[name] = values[name]
+    return out
+
+
+@pytest.mark.parametrize("filtered", [None, "Tags.ai,FileName,Tags.all,FileUpdateTime"])
+def test_lines_rendered_by_the_database_hold_every_value_exactly(store, tmp_path, filtered):
+    ds = store.create_dataset("edge", "file:///edge/")
+    store.create_version(ds.dataset_id)
+    metas = [FileMeta(
+        file_meta_id(ds.dataset_id, "v1", f"file:///edge/{i}.jpg"), ds.dataset_id, "v1",
+        f"file:///edge/{i}.jpg", f"{i}.jpg", "edge/ünï" if i % 2 else "",
+        data_size=None if i == 0 else 2**40 + i, file_fingerprint=f"fp{i}",
+        file_create_time=t, file_update_time=EDGE_TIMES[-1 - i], file_type="image",
+        content_type=None if i == 1 else "image/jpeg",
+        meta_attributes={} if i == 2 else {"ImageWidth": 640 + i, "Exif": {"Make": "Ω\"\\"}},
+        comment=None if i % 3 else f"c\n{i}", description=None if i == 4 else "a \"Ω\" car\t\\",
+        tags_ai=["car", "雪"] if i % 2 else [], tags_user=["it's", "x"] if i == 3 else [],
+        tags_user_delete_ai=["car"] if i == 3 else [])
+        for i, t in enumerate(EDGE_TIMES)]
+    store.upsert_file_metas(metas)
+    result = export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path),
+                               filtered_attributes=filtered, now=WHEN)
+    attributes = parse_attributes(filtered)
+    folder = tmp_path / Path(result.folder_uri).name
+    lines = [json.loads(line) for part in sorted(folder.glob("*.jsonl"))
+             for line in part.read_text(encoding="utf-8").splitlines()]
+    stored = {m.uri: m for m in store.iter_file_metas(ds.dataset_id, "v1")}
+    assert len(lines) == len(metas)
+    for line in lines:
+        expected = _expected_line(stored[line["Uri"]], attributes)
+        assert line == expected
+        assert list(line) == list(expected)  # the attributes' order
+        assert list(line.get("Tags", {})) == list(expected.get("Tags", {}))

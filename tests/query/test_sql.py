@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from query import Compare, Not, Op, Query, compile_sql, compile_where, or_, parse, schema
-from query.compile.sql import like_escape
+from query.compile.sql import like_escape, with_cursor
 
 from .conftest import Loaded, oracle
 from .dataset import RECORDS
@@ -86,15 +86,27 @@ def test_keyset_paging_visits_every_row_once_in_order(
     store, dataset_id, version = sql_loaded
     query = parse("HAS FileName" + options)
     seen: list[str] = []
-    after = None
+    after, later = None, None
     for _ in range(20):
         page = compile_sql(query, store.dialect, dataset_id, version, limit=4, after=after)
+        if after is not None:  # one statement serves every later page, rebinding the cursor
+            later = later or page
+            assert with_cursor(later, after) == page
         rows = store.fetchall(page.sql, page.params)
         seen += [r[1] for r in rows]
         if len(rows) < 4:
             break
         after = rows[-1][0] if sort_key is None else (rows[-1][2], rows[-1][0])
     assert seen == _expected_order(sort_key, desc)
+
+
+def test_with_cursor_refuses_a_statement_without_that_cursor() -> None:
+    first_page = compile_sql(parse("HAS FileName"), "sqlite", "d", "v1", limit=4)
+    with pytest.raises(ValueError, match="keyset cursor"):
+        with_cursor(first_page, 7)
+    by_pk = compile_sql(parse("HAS FileName"), "sqlite", "d", "v1", limit=4, after=3)
+    with pytest.raises(ValueError, match="keyset cursor"):
+        with_cursor(by_pk, (1, 2))
 
 
 def test_filter_only_query_is_wrapped() -> None:
