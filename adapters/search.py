@@ -35,6 +35,10 @@ from .vectors.base import VectorStore
 DEFAULT_TOP_K = 10  # PAI's TopK default
 DEFAULT_MAX_RESULTS = 10  # PAI's MaxResults default
 INDEXED_STATUSES = ("Succeeded", "PartialFailed")
+# Walking the key order tests about a row a microsecond (PostgreSQL and SQLite, bench/dsl.py).
+WALK_MS_PER_ROW = 0.001
+# Listings count at most this many matches before choosing how to page (exports: no TotalCount).
+SHAPE_COUNT_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -164,25 +168,32 @@ class SearchService:
     def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
                   plan: planner.Plan) -> SearchPage:
         fp = fingerprint(query, dataset_id, version)
-        after, total = _tag_cursor(query, fp)
-        rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after)
-        page, more = rows[:max_results], len(rows) > max_results
+        after, total, sort = _tag_cursor(query, fp)
         if total is None:  # counted once, on the first page; later pages carry it in the token
-            total = int(self._sql(query, dataset_id, version, count=True)[0][0])
-        cursor = {"k": _keyset(query, page[-1]), "n": total} if more else None
+            total, count_ms = self._timed_count(dataset_id, version, query)
+            sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
+        rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after,
+                         sort_matches=sort)
+        page, more = rows[:max_results], len(rows) > max_results
+        cursor = {"k": _keyset(query, page[-1]), "n": total, "s": sort} if more else None
         token = encode_token("tag", cursor, fp) if cursor else None
         metas = self.store.get_file_metas_by_pk([r[0] for r in page])
-        plan.strategy = "SQL keyset page" + _order_text(query)
+        plan.strategy = f"SQL keyset page{_order_text(query)}, {_shape_text(sort)}"
         plan.filter_count, plan.results = total, len(metas)
         return SearchPage([(m, None) for m in metas], total, token, max_results, plan.explain())
 
     def _iter_tag(self, dataset_id: str, version: str, query: Query, page_size: int,
                   columns: Sequence[str | exp.Expression]) -> Iterator[tuple[tuple, None]]:
         # The rows come from the keyset query itself, compiled twice: for the first page and
-        # for the rest, which only bind the cursor.
+        # for the rest, which only bind the cursor. Shaped as a search page is, by a count that
+        # stops early: past SHAPE_COUNT_LIMIT matches, walking the key order is the answer.
+        total, count_ms = self._timed_count(dataset_id, version, query, SHAPE_COUNT_LIMIT + 1)
+        sort = total <= SHAPE_COUNT_LIMIT and self._sorting_pays(
+            dataset_id, version, total, count_ms, page_size)
+
         def compiled(after: Any) -> CompiledSql:
             return compile_sql(query, self.store.dialect, dataset_id, version,
-                               limit=page_size, after=after, columns=columns)
+                               limit=page_size, after=after, columns=columns, sort_matches=sort)
 
         statement, later = compiled(None), None
         while rows := self.store.fetchall(statement.sql, statement.params):
@@ -192,6 +203,18 @@ class SearchService:
             after = _keyset(query, rows[-1])
             later = later or compiled(after)
             statement = with_cursor(later, after)
+
+    def _timed_count(self, dataset_id: str, version: str, query: Query,
+                     limit: int | None = None) -> tuple[int, float]:
+        """The number of matches (at most ``limit``) and the milliseconds counting took."""
+        t = time.perf_counter()
+        total = int(self._sql(query, dataset_id, version, count=True, limit=limit)[0][0])
+        return total, (time.perf_counter() - t) * 1000
+
+    def _sorting_pays(self, dataset_id: str, version: str, total: int, count_ms: float,
+                      page_size: int) -> bool:
+        return sorting_pays(self.store.key_span(dataset_id, version), total, count_ms,
+                            page_size)
 
     def _sql(self, query: Query, dataset_id: str, version: str, **kw: Any) -> list[tuple]:
         compiled = compile_sql(query, self.store.dialect, dataset_id, version, **kw)
@@ -277,6 +300,18 @@ class SearchService:
                                   f"{key}={spec[key]!r}, but this search uses {mine!r}")
 
 
+def sorting_pays(rows: int, matches: int, count_ms: float, page_size: int) -> bool:
+    """Whether TAG pages should collect and sort the matches instead of walking the key order.
+
+    Sorting reruns the count's plan, so a page costs about what counting did (``count_ms``).
+    Walking tests ``rows`` in key order until the page is full, ~page_size x rows / matches of
+    them: the better plan when matches are dense, the trap when they are rare (0.1 % of 10M
+    rows: ~100k rows for one page) or the engine misjudges rare tags as common.
+    """
+    walk_rows = min(rows, (page_size + 1) * rows / max(matches, 1))
+    return count_ms <= walk_rows * WALK_MS_PER_ROW
+
+
 def _chunks(items: Iterable[planner.Hit], size: int) -> Iterator[list[planner.Hit]]:
     chunk: list[planner.Hit] = []
     for item in items:
@@ -301,19 +336,22 @@ def _keyset(query: Query, row: tuple) -> Any:
     return int(row[0]) if sort_column(query) is None else [int(row[-1]), int(row[0])]
 
 
-def _tag_cursor(query: Query, fp: str) -> tuple[Any, int | None]:
-    """``(keyset, total)`` from the query's NextToken; ``(None, None)`` on the first page."""
+def _tag_cursor(query: Query, fp: str) -> tuple[Any, int | None, bool]:
+    """``(keyset, total, sort_matches)`` from the query's NextToken; ``(None, None, False)``
+    on the first page."""
     token = query.option("NextToken")
     if token is None:
-        return None, None
+        return None, None, False
     cursor = decode_token(str(token), "tag", fp)
-    key, total = (cursor.get("k"), cursor.get("n")) if isinstance(cursor, dict) else (None, None)
+    if not isinstance(cursor, dict):
+        cursor = {}
+    key, total, sort = cursor.get("k"), cursor.get("n"), cursor.get("s", False)
     sorted_ = sort_column(query) is not None
-    if _is_int(total) and total >= 0:
+    if _is_int(total) and total >= 0 and isinstance(sort, bool):
         if not sorted_ and _is_int(key):
-            return key, total
+            return key, total, sort
         if sorted_ and isinstance(key, list) and len(key) == 2 and all(map(_is_int, key)):
-            return tuple(key), total
+            return tuple(key), total, sort
     raise DslSemanticError("bad-next-token", "NextToken is not valid: its cursor does not fit "
                            "this query; start again without NextToken")
 
@@ -327,6 +365,10 @@ def _offset(cursor: Any) -> int:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shape_text(sort: bool) -> str:
+    return "sorting the matches" if sort else "walking the key order"
 
 
 def _order_text(query: Query) -> str:

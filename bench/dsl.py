@@ -5,7 +5,8 @@ Loads N synthetic file metas (``bench/dsl_data.py``) into a throw-away PostgreSQ
 load) and into a temporary SQLite file, then times PAI's official example query and eleven
 representative ones. Per query: parse and compile time, the first page (``LIMIT 100``, what
 ListDatasetFileMetas returns at most) and the ``COUNT(*)`` behind TotalCount, as p50/p95 over
-``--repeat`` runs after a warm-up; and the baseline: the reference evaluator over the rows
+``--repeat`` runs after a warm-up; the page is shaped by the count as a search shapes it
+(few matches are sorted, many are found by walking the key order); and the baseline: the reference evaluator over the rows
 already in memory (no load time counted). Counts are checked against the evaluator.
 
     python bench/dsl.py                      # 1M rows
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 
 from adapters.metadata import MetadataStore, open_store  # noqa: E402
+from adapters.search import sorting_pays  # noqa: E402
 from bench import dsl_data  # noqa: E402
 from query import Query, compile_sql, parse, select_rows  # noqa: E402
 
@@ -164,17 +166,28 @@ def measure_compile(text: str, repeat: int) -> tuple[float, float]:
 
 def measure_sql(store: MetadataStore, dataset_id: str, query: Query,
                 repeat: int) -> dict[str, Any]:
-    page = compile_sql(query, store.dialect, dataset_id, "v1", limit=PAGE)
+    # As a TAG search's first page runs: TotalCount, then the page shaped by it.
     count = compile_sql(query, store.dialect, dataset_id, "v1", count=True)
-    page_ms, _ = timed(lambda: store.fetchall(page.sql, page.params), repeat)
     count_ms, rows = timed(lambda: store.fetchall(count.sql, count.params), repeat)
-    return {"page": page_ms, "count": count_ms, "matches": int(rows[0][0])}
+    matches = int(rows[0][0])
+    sort = page_shape(store, dataset_id, matches, statistics.median(count_ms))
+    page = compile_sql(query, store.dialect, dataset_id, "v1", limit=PAGE, sort_matches=sort)
+    page_ms, _ = timed(lambda: store.fetchall(page.sql, page.params), repeat)
+    return {"page": page_ms, "count": count_ms, "matches": matches, "sort": sort}
+
+
+def page_shape(store: MetadataStore, dataset_id: str, matches: int, count_ms: float) -> bool:
+    return sorting_pays(store.key_span(dataset_id, "v1"), matches, count_ms, PAGE)
 
 
 def explain(store: MetadataStore, dataset_id: str, query: Query) -> str:
     out = []
-    for kw in ({"limit": PAGE}, {"count": True}):
-        c = compile_sql(query, "postgres", dataset_id, "v1", **kw)
+    count = compile_sql(query, "postgres", dataset_id, "v1", count=True)
+    t = time.perf_counter()
+    matches = int(store.fetchall(count.sql, count.params)[0][0])
+    sort = page_shape(store, dataset_id, matches, (time.perf_counter() - t) * 1000)
+    for c in (compile_sql(query, "postgres", dataset_id, "v1", limit=PAGE, sort_matches=sort),
+              count):
         plan = store.fetchall("EXPLAIN (ANALYZE, BUFFERS) " + c.sql, c.params)
         out.append("\n".join("      " + r[0] for r in plan[:14]))
     return "\n".join(out)
@@ -224,7 +237,7 @@ def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[
         else:
             store, dataset_id, loaded, indexed = load_sqlite(os.path.join(tmp, "b.db"), args.rows)
         print(f"\n{engine}: loaded in {loaded:.1f}s, indexes {indexed:.1f}s", flush=True)
-        print(f"{'query':15} {'matches':>8} {'parse':>7} {'compile':>8} {'page p50':>9} "
+        print(f"{'query':15} {'matches':>8} {'parse':>7} {'compile':>8} {'page':>4} {'p50':>8} "
               f"{'p95':>7} {'count p50':>10} {'p95':>7} {'baseline':>9} {'x':>7}")
         for name, text in QUERIES:
             query = parse(text)
@@ -233,7 +246,8 @@ def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[
             assert not exact_counts or m["matches"] == base_matches, (name, m["matches"])
             both = statistics.median(m["page"]) + statistics.median(m["count"])
             print(f"{name:15} {m['matches']:>8} {compiled[name][0]:>6.0f}u "
-                  f"{compiled[name][1]:>7.0f}u {statistics.median(m['page']):>8.2f}m "
+                  f"{compiled[name][1]:>7.0f}u {'sort' if m['sort'] else 'walk'} "
+                  f"{statistics.median(m['page']):>7.2f}m "
                   f"{pct(m['page'], 0.95):>6.1f}m {statistics.median(m['count']):>9.2f}m "
                   f"{pct(m['count'], 0.95):>6.1f}m {base_ms:>8.0f}m {base_ms / both:>6.0f}x",
                   flush=True)

@@ -64,6 +64,8 @@ class Attribute:
         row_key: key in the evaluator's row dict (``FileMeta.to_record()``).
         column: SQL column of ``file_metas`` (``None`` for lifted rows).
         folded: SQL column holding ``casefold(column)`` for ``:``.
+        values_table: SQL table of the distinct ``folded`` values per dataset version: ``:``
+            matches those, then the rows holding one of them (few values, many rows).
         tag_group: for ``Tags.*``: the group, as named in the row's Tags dict.
         pai: documented by PAI (``False``: an mmdm extension).
         choices: allowed values of an enumerated option, canonical spelling.
@@ -79,6 +81,7 @@ class Attribute:
     row_key: str | None = None
     column: str | None = None
     folded: str | None = None
+    values_table: str | None = None
     tag_group: str | None = None
     pai: bool = True
     choices: tuple[str, ...] = ()
@@ -99,9 +102,10 @@ def _kw(name: str, column: str, *, pai: bool = True) -> Attribute:
                      pai=pai)
 
 
-def _text(name: str, column: str, *, pai: bool = True) -> Attribute:
+def _text(name: str, column: str, *, pai: bool = True,
+          values_table: str | None = None) -> Attribute:
     return Attribute(name, Type.TEXT, TYPE_OPS[Type.TEXT], row_key=name, column=column,
-                     folded=f"{column}_folded", pai=pai)
+                     folded=f"{column}_folded", values_table=values_table, pai=pai)
 
 
 def _date(name: str, column: str, *, pai: bool = True) -> Attribute:
@@ -121,7 +125,7 @@ def _opt(name: str, type_: Type, role: Role = Role.OPTION, **kw: object) -> Attr
 ATTRIBUTES: tuple[Attribute, ...] = (
     _kw("DatasetFileMetaId", "file_meta_id"),
     _text("FileName", "file_name"),
-    _text("FileDir", "file_dir"),
+    _text("FileDir", "file_dir", values_table="file_dirs"),
     _kw("FileType", "file_type"),
     _kw("ContentType", "content_type"),
     Attribute("DataSize", Type.NUMBER, TYPE_OPS[Type.NUMBER], row_key="DataSize",

@@ -245,8 +245,60 @@ def _v3(dialect: str) -> list[str]:
     ]
 
 
+def _v4(dialect: str) -> list[str]:
+    """The folders of each version, for ``FileDir:'...'``.
+
+    A version has far fewer folders than files, so a substring of the folder is matched
+    against ``file_dirs`` first and the files are then found by folder equality; on
+    PostgreSQL through an index that also holds the update time, so PAI's example (a folder
+    substring within a date range) reads only the rows it returns instead of intersecting a
+    bitmap of every file in the date range (bench/dsl.py: 460 ms -> 13 ms at 10M files).
+
+    Triggers add folders as files are written; nothing removes them, so the table may hold
+    folders no file is in any more, which match no file.
+    """
+    table = """CREATE TABLE file_dirs (
+        dataset_id TEXT NOT NULL,
+        dataset_version TEXT NOT NULL,
+        file_dir_folded TEXT NOT NULL,
+        PRIMARY KEY (dataset_id, dataset_version, file_dir_folded)
+    )"""
+    backfill = ("INSERT INTO file_dirs SELECT DISTINCT dataset_id, dataset_version, "
+                "file_dir_folded FROM file_metas WHERE file_dir_folded IS NOT NULL")
+    if dialect == "sqlite":
+        # Not INSERT OR IGNORE: an outer statement's conflict clause (REPLACE) would override it.
+        add = ("INSERT INTO file_dirs SELECT NEW.dataset_id, NEW.dataset_version, "
+               "NEW.file_dir_folded WHERE NOT EXISTS (SELECT 1 FROM file_dirs WHERE "
+               "dataset_id = NEW.dataset_id AND dataset_version = NEW.dataset_version "
+               "AND file_dir_folded = NEW.file_dir_folded)")
+        return [table, backfill,
+                f"""CREATE TRIGGER file_dirs_insert AFTER INSERT ON file_metas
+                WHEN NEW.file_dir_folded IS NOT NULL BEGIN {add}; END""",
+                f"""CREATE TRIGGER file_dirs_update
+                AFTER UPDATE OF dataset_id, dataset_version, file_dir_folded ON file_metas
+                WHEN NEW.file_dir_folded IS NOT NULL BEGIN {add}; END"""]
+    # Statement triggers: one set-wise insert per statement (COPY and batched upserts too).
+    return [
+        table, backfill,
+        "CREATE INDEX file_dirs_trgm ON file_dirs USING GIN (file_dir_folded gin_trgm_ops)",
+        """CREATE FUNCTION file_dirs_add() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO file_dirs SELECT DISTINCT dataset_id, dataset_version, file_dir_folded
+                FROM written WHERE file_dir_folded IS NOT NULL ON CONFLICT DO NOTHING;
+            RETURN NULL;
+        END $$""",
+        *(f"""CREATE TRIGGER file_dirs_{event.lower()} AFTER {event} ON file_metas
+            REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION file_dirs_add()"""
+          for event in ("INSERT", "UPDATE")),
+        # Folder equality, then the update time; status for counting from the index alone.
+        """CREATE INDEX file_metas_dir_time ON file_metas
+            (dataset_id, dataset_version, file_dir_folded, file_update_time) INCLUDE (status)""",
+        "DROP INDEX file_metas_dir_trgm",  # substrings of folders now go through file_dirs
+    ]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2, _v3]
+MIGRATIONS = [_v1, _v2, _v3, _v4]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

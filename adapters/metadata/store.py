@@ -335,6 +335,17 @@ class MetadataStore(JobWorkMixin):
         )
         return int(row[0])
 
+    def key_span(self, dataset_id: str, dataset_version: str) -> int:
+        """How many keys lie between the version's first and last ACTIVE file (inclusive): an
+        upper bound on its row count that two descents of ``file_metas_scope`` give, where
+        COUNT(*) would read every entry. Query planning uses it; 0 for an empty version."""
+        row = self.fetchone(
+            "SELECT MIN(pk), MAX(pk) FROM file_metas "
+            "WHERE dataset_id = ? AND dataset_version = ? AND status = 'ACTIVE'",
+            (dataset_id, dataset_version),
+        )
+        return 0 if row is None or row[0] is None else int(row[1]) - int(row[0]) + 1
+
     # -- scan support -------------------------------------------------------------------------
     def scan_lookup(
         self, dataset_id: str, dataset_version: str, uris: Sequence[str]

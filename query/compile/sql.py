@@ -198,10 +198,29 @@ def _compare(node: Compare, ctx: SqlContext) -> exp.Expression:
         return _meta_compare(node, ctx, d)
     if node.op is Op.MATCH:  # *_folded is written whenever the column is, '' included
         pattern = "%" + like_escape(str(node.value).casefold()) + "%"
-        like = exp.Like(this=col(row.folded or ""), expression=ctx.param(pattern))
-        return exp.Escape(this=like, expression=exp.Literal.string("\\"))
+        if row.values_table is None:
+            return _like(col(row.folded or ""), ctx.param(pattern))
+        values = exp.Subquery(this=_values_matching(row, ctx.param(pattern)))
+        return exp.In(this=col(row.folded or ""), query=values)
     value = schema.date_ms(str(node.value)) if row.type is Type.DATE else node.value
     return CMP_SQL[node.op](this=col(row.column or ""), expression=ctx.param(value))
+
+
+def _like(column: exp.Expression, pattern: exp.Expression) -> exp.Expression:
+    like = exp.Like(this=column, expression=pattern)
+    return exp.Escape(this=like, expression=exp.Literal.string("\\"))
+
+
+def _values_matching(row: Attribute, pattern: exp.Expression) -> exp.Select:
+    """``SELECT v.<folded> FROM <values_table> AS v WHERE <the scope> AND v.<folded> LIKE ..``
+    (the scope's parameters are the outer query's: ``_where`` names them)."""
+    value = exp.column(row.folded or "", table="v")
+    where = exp.and_(
+        exp.column("dataset_id", table="v").eq(exp.Placeholder(this="dataset_id")),
+        exp.column("dataset_version", table="v").eq(exp.Placeholder(this="dataset_version")),
+        _like(value, pattern), copy=False)
+    return select(value, copy=False).from_(
+        exp.to_table(row.values_table or "", alias="v"), copy=False).where(where, copy=False)
 
 
 def _has(node: Has, ctx: SqlContext) -> exp.Expression:
@@ -338,7 +357,8 @@ def compile_sql(query: Query | Node, dialect: str, dataset_id: str, dataset_vers
                 status: str | None = None, count: bool = False, limit: int | None = None,
                 after: int | tuple[int, int] | None = None,
                 file_meta_ids: Sequence[str] | None = None,
-                columns: Sequence[str | exp.Expression] = ("file_meta_id",)) -> CompiledSql:
+                columns: Sequence[str | exp.Expression] = ("file_meta_id",),
+                sort_matches: bool = False) -> CompiledSql:
     """Compile a bound query to one SQL statement over the metadata table.
 
     Without ``count``: ``SELECT f.pk, f.file_meta_id[, sort_key] FROM file_metas AS f WHERE
@@ -354,6 +374,10 @@ def compile_sql(query: Query | Node, dialect: str, dataset_id: str, dataset_vers
         limit: page size (a parameter).
         after: keyset cursor: the last row's ``pk`` (pk order) or ``(sort_key, pk)`` (SortBy).
         file_meta_ids: only these files (one list parameter): the planner's post-filter.
+        sort_matches: order by keys no index serves (``key + 0``), so the engine collects every
+            match through the filter's indexes and sorts them, instead of walking an index in
+            key order and testing rows until the page is full. Same rows, same order; right
+            when the matches are few, which engines misjudge for rare tags and substrings.
 
     Raises:
         UnsupportedFeatureError: unknown dialect.
@@ -379,8 +403,10 @@ def compile_sql(query: Query | Node, dialect: str, dataset_id: str, dataset_vers
     # The keys are never NULL; saying the engine's own NULL order prints no NULLS clause,
     # which PostgreSQL needs to walk an index instead of sorting every match.
     nulls_first = desc == (_SQLGLOT[dialect].NULL_ORDERING == "nulls_are_large")
-    stmt = stmt.order_by(*(exp.Ordered(this=k.copy(), desc=desc, nulls_first=nulls_first)
-                           for k in keys), copy=False)
+    order = [exp.Add(this=k.copy(), expression=exp.Literal.number(0)) if sort_matches
+             else k.copy() for k in keys]
+    stmt = stmt.order_by(*(exp.Ordered(this=k, desc=desc, nulls_first=nulls_first)
+                           for k in order), copy=False)
     if limit is not None:
         stmt = stmt.limit(ctx.param(int(limit), "limit"), copy=False)
     return CompiledSql(stmt.sql(dialect=_SQLGLOT[dialect], copy=False), ctx.params, dialect)

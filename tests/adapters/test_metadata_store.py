@@ -199,3 +199,15 @@ def test_values_are_bound_not_formatted(store, dataset):
                                             f"oss://bucket/data/{evil}")).file_name == evil
     with pytest.raises(NotFoundError):
         store.get_dataset(evil)
+
+
+@pytest.mark.parametrize(("options", "expected"), [("", "64MB"), ("-c work_mem=256MB", "256MB")])
+def test_postgres_store_raises_work_mem_but_never_lowers_it(pg_dsn, options, expected):
+    from urllib.parse import quote
+
+    dsn = pg_dsn + (f"?options={quote(options)}" if options else "")
+    store = open_store(dsn)
+    try:
+        assert store.fetchone("SHOW work_mem") == (expected,)
+    finally:
+        store.close()

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from adapters import search
 from adapters.errors import ConfigError, NotFoundError
 from adapters.metadata import FileMeta, open_store
 from adapters.models.local import LocalImageEmbedder
@@ -120,10 +121,17 @@ def test_sort_by_reorders_the_ranked_list(loaded: data.Loaded,
     "", " AND SortBy='FileUpdateTime'", " AND SortBy='FileUpdateTime' AND Order='ASC'",
     " AND SortBy='FileCreateTime' AND Order='DESC'", " AND SortBy='FileCreateTime' AND Order='ASC'",
 ])
-def test_tag_pages_add_up_to_one_unpaged_query(loaded: data.Loaded, options: str) -> None:
+@pytest.mark.parametrize(("walk_ms_per_row", "shape"), [
+    (0.0, "walking the key order"), (1e9, "sorting the matches")])
+def test_tag_pages_add_up_to_one_unpaged_query(loaded: data.Loaded, options: str,
+                                               walk_ms_per_row: float, shape: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Either page shape, chosen on the first page and kept by every later one, lists the same.
+    monkeypatch.setattr(search, "WALK_MS_PER_ROW", walk_ms_per_row)
     svc = SearchService(loaded.store)
     text = "Tags.all='mod7-2' AND DataSize < 1000" + options
     pages, items = all_pages(svc, loaded, text + " AND MaxResults=13")
+    assert all(shape in p.plan for p in pages)
     unpaged = [m.file_meta_id for m, _ in svc.iter_matches(loaded.dataset_id, "v1", parse(text))]
     assert [i for i, _ in items] == unpaged and all(s is None for _, s in items)
     records = [m.to_record() for m in loaded.metas]
@@ -134,6 +142,25 @@ def test_tag_pages_add_up_to_one_unpaged_query(loaded: data.Loaded, options: str
         by_id = {m.file_meta_id: getattr(m, column) or -1 for m in loaded.metas}
         keys = [by_id[i] for i in unpaged]
         assert keys == sorted(keys, reverse="ASC" not in options)
+
+
+@pytest.mark.parametrize(("rows", "matches", "count_ms", "sorts"), [
+    (10_000_000, 7_000, 10.0, True),     # rare matches, cheap count: walking reads ~144k rows
+    (10_000_000, 7_000, 400.0, False),   # a count that cost more than that walk
+    (10_000_000, 4_000_000, 5.0, False),  # dense matches: the walk fills a page at once
+    (1_000, 0, 0.5, True),               # no match: a walk reads every row
+    (50, 10, 0.2, False),                # tiny version: the walk is at most 50 rows
+])
+def test_sorting_pays_compares_the_count_with_the_walk(rows: int, matches: int,
+                                                       count_ms: float, sorts: bool) -> None:
+    assert search.sorting_pays(rows, matches, count_ms, 100) is sorts
+
+
+def test_key_span_bounds_the_versions_rows(loaded: data.Loaded) -> None:
+    store = loaded.store
+    active = store.count_file_metas(loaded.dataset_id, "v1")
+    assert active <= store.key_span(loaded.dataset_id, "v1") <= len(loaded.metas)
+    assert store.key_span(loaded.dataset_id, "no-such-version") == 0
 
 
 def test_a_full_last_page_ends_the_listing(loaded: data.Loaded) -> None:

@@ -75,6 +75,7 @@ def _expected_order(sort_key: str | None, desc: bool) -> list[str]:
     return [r["DatasetFileMetaId"] for _, (_, r) in ordered]
 
 
+@pytest.mark.parametrize("sort_matches", [False, True])
 @pytest.mark.parametrize(("options", "sort_key", "desc"), [
     ("", None, False),
     (" AND SortBy='FileUpdateTime'", "FileUpdateTime", True),
@@ -82,13 +83,15 @@ def _expected_order(sort_key: str | None, desc: bool) -> list[str]:
     (" AND SortBy='FileCreateTime' AND Order='DESC'", "FileCreateTime", True),
 ])
 def test_keyset_paging_visits_every_row_once_in_order(
-        sql_loaded: Loaded, options: str, sort_key: str | None, desc: bool) -> None:
+        sql_loaded: Loaded, options: str, sort_key: str | None, desc: bool,
+        sort_matches: bool) -> None:
     store, dataset_id, version = sql_loaded
     query = parse("HAS FileName" + options)
     seen: list[str] = []
     after, later = None, None
     for _ in range(20):
-        page = compile_sql(query, store.dialect, dataset_id, version, limit=4, after=after)
+        page = compile_sql(query, store.dialect, dataset_id, version, limit=4, after=after,
+                           sort_matches=sort_matches)
         if after is not None:  # one statement serves every later page, rebinding the cursor
             later = later or page
             assert with_cursor(later, after) == page
@@ -159,4 +162,19 @@ def test_sort_by_pages_walk_the_order_index(sort: str, pg_dsn: str) -> None:
     store.execute("SET enable_sort = off")
     plan = " | ".join(r[0] for r in store.fetchall("EXPLAIN " + page.sql, page.params))
     assert "_order" in plan and "Sort" not in plan.replace("Sort Key", ""), plan
+    store.close()
+
+
+@pytest.mark.parametrize("sort", ["", " AND SortBy='FileUpdateTime'"])
+def test_sort_matches_pages_sort_instead_of_walking_an_index(sort: str, pg_dsn: str) -> None:
+    """With sorting priced out the planner would walk an index in key order if it could;
+    sort_matches leaves it a key no index holds, so the plan must sort."""
+    from adapters.metadata import open_store
+
+    store = open_store(pg_dsn)
+    page = compile_sql(parse(f"Tags.all='rare'{sort}"), "postgres", "d", "v1", limit=10,
+                       sort_matches=True)
+    store.execute("SET enable_sort = off")
+    plan = " | ".join(r[0] for r in store.fetchall("EXPLAIN " + page.sql, page.params))
+    assert "Sort Key: ((" in plan and "+ 0)" in plan, plan
     store.close()

@@ -1,0 +1,82 @@
+"""Migrations on stores that hold data: v3 (folded empty descriptions, the SortBy order
+indexes) and v4 (the folders table behind ``FileDir:``)."""
+
+from __future__ import annotations
+
+from adapters.metadata import FileMeta, MetadataStore, open_store
+from adapters.metadata.schema import SCHEMA_VERSION
+from query import compile_sql, parse
+
+
+def _undo_v4(store: MetadataStore) -> None:
+    """Take a store back to how v3 left it (the folders table and its upkeep gone)."""
+    for trigger in ("file_dirs_insert", "file_dirs_update"):
+        store.execute(f"DROP TRIGGER IF EXISTS {trigger}"
+                      + (" ON file_metas" if store.dialect == "postgres" else ""))
+    store.execute("DROP TABLE file_dirs")
+    if store.dialect == "postgres":
+        store.execute("DROP FUNCTION file_dirs_add")
+        store.execute("DROP INDEX file_metas_dir_time")
+        store.execute("CREATE INDEX file_metas_dir_trgm ON file_metas "
+                      "USING GIN (file_dir_folded gin_trgm_ops)")
+    store.execute("UPDATE schema_version SET version = 3")
+
+
+def _reopen(store: MetadataStore) -> MetadataStore:
+    return open_store(getattr(store, "dsn", None) or f"sqlite:///{store.path}")
+
+
+def _ids(store: MetadataStore, dataset_id: str, text: str) -> set[str]:
+    query = compile_sql(parse(text), store.dialect, dataset_id, "v1")
+    return {r[1] for r in store.fetchall(query.sql, query.params)}
+
+
+def test_v3_backfills_folded_empty_descriptions(store: MetadataStore) -> None:
+    ds = store.create_dataset("v3", "oss://b/")
+    store.create_version(ds.dataset_id)
+    store.upsert_file_metas([FileMeta(f"m{i}", ds.dataset_id, "v1", f"oss://b/{i}.jpg",
+                                      f"{i}.jpg", "", description=d)
+                             for i, d in enumerate(["", "x", None])])
+    # As a v2 store left it: '' was folded to NULL, and the v3 indexes did not exist.
+    store.execute("UPDATE file_metas SET description_folded = NULL WHERE description = ''")
+    _undo_v4(store)
+    for name in ("file_metas_update_order", "file_metas_create_order"):
+        store.execute(f"DROP INDEX IF EXISTS {name}")
+    store.execute("UPDATE schema_version SET version = 2")
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    assert _ids(reopened, ds.dataset_id, "Description:''") == {"m0", "m1"}
+    indexes = reopened.fetchall(
+        "SELECT indexname FROM pg_indexes WHERE tablename = 'file_metas'"
+        if reopened.dialect == "postgres" else
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'file_metas'")
+    expected = {"file_metas_update_order", "file_metas_create_order"}
+    names = {n for (n,) in indexes}
+    assert expected <= names if reopened.dialect == "postgres" else not expected & names
+    reopened.close()
+
+
+def test_v4_fills_the_folders_table_and_triggers_keep_it(store: MetadataStore) -> None:
+    ds = store.create_dataset("v4", "oss://b/")
+    store.create_version(ds.dataset_id)
+
+    def meta(i: int, folder: str) -> FileMeta:
+        return FileMeta(f"m{i}", ds.dataset_id, "v1", f"oss://b/{i}.jpg", f"{i}.jpg", folder)
+
+    store.upsert_file_metas([meta(0, "Cars/Blue_Car/a"), meta(1, "cars/red"), meta(2, "")])
+    _undo_v4(store)
+    reopened = _reopen(store)  # v3 -> v4: the folders already written are backfilled
+    assert _ids(reopened, ds.dataset_id, "FileDir:'blue_car'") == {"m0"}
+    assert _ids(reopened, ds.dataset_id, "FileDir:''") == {"m0", "m1", "m2"}
+    # New files and moved files bring their folders; a folder no file is in matches nothing.
+    reopened.upsert_file_metas([meta(3, "x/BLUE_CAR"), meta(1, "blue_car/moved")])
+    reopened.execute("UPDATE file_metas SET file_dir = 'elsewhere', "
+                     "file_dir_folded = 'elsewhere' WHERE file_meta_id = 'm0'")
+    assert _ids(reopened, ds.dataset_id, "FileDir:'blue_car'") == {"m1", "m3"}
+    assert _ids(reopened, ds.dataset_id, "NOT FileDir:'blue_car'") == {"m0", "m2"}
+    assert _ids(reopened, ds.dataset_id, "FileDir:'where'") == {"m0"}
+    folders = {f for (f,) in reopened.fetchall(
+        "SELECT file_dir_folded FROM file_dirs WHERE dataset_id = ?", (ds.dataset_id,))}
+    assert folders == {"cars/blue_car/a", "cars/red", "", "x/blue_car", "blue_car/moved",
+                       "elsewhere"}
+    reopened.close()
