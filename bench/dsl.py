@@ -5,9 +5,10 @@ Loads N synthetic file metas (``bench/dsl_data.py``) into a throw-away PostgreSQ
 load) and into a temporary SQLite file, then times PAI's official example query and eleven
 representative ones. Per query: parse and compile time, the first page (``LIMIT 100``, what
 ListDatasetFileMetas returns at most) and the ``COUNT(*)`` behind TotalCount, as p50/p95 over
-``--repeat`` runs after a warm-up; the page is shaped by the count as a search shapes it
-(few matches are sorted, many are found by walking the key order); and the baseline: the reference evaluator over the rows
-already in memory (no load time counted). Counts are checked against the evaluator.
+``--repeat`` runs after a warm-up, the page shaped by the count as a search shapes it (few
+matches are sorted, many are found by walking the key order); and the baseline: the reference
+evaluator over the rows already in memory (no load time counted). Counts are checked against
+the evaluator.
 
     python bench/dsl.py                      # 1M rows
     python bench/dsl.py --rows 10000000      # 10M; the baseline runs on the first 1M, scaled
