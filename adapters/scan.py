@@ -256,7 +256,7 @@ def build_file_metas(
         version: the version name (``v1``).
         storage: where the files are; by default opened from the version's URI.
         oss_config: OSS endpoint and credentials when the URI is ``oss://``.
-        progress: called with a :class:`~adapters.progress.Progress` every few seconds.
+        progress: called with a :class:`~mmdm.adapters.progress.Progress` every few seconds.
         batch_size: files per store round trip and commit.
         workers: threads reading and probing OSS files while the main thread writes
             (default 8). Local files are read inline: that work is CPU bound.

@@ -1,7 +1,7 @@
 """ListDatasetFileMetas as a service: a Query over the metadata store and a vector index set.
 
 TAG queries are SQL pages with keyset paging. VECTOR and MIX queries embed the query text or
-image and rank the filter's matches by similarity through ``query.planner``; pages are slices
+image and rank the filter's matches by similarity through ``mmdm.query.planner``; pages are slices
 of the ranked TopK list. Scoring (PAI leaves MIX open): a hit's score is the similarity of its
 vector to the query vector (dot product of unit vectors, i.e. cosine); the filter is a hard
 condition and adds nothing to the score. ``SortBy`` reorders the ranked list by time.
@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from query import Query, compile_sql, planner
-from query.compile.sql import NULL_SORT_KEY, CompiledSql, select_columns, sort_column, with_cursor
-from query.errors import DslSemanticError
-from query.paging import decode_token, encode_token, fingerprint
+from mmdm.query import Query, compile_sql, planner
+from mmdm.query.compile.sql import NULL_SORT_KEY, CompiledSql, select_columns, sort_column, with_cursor
+from mmdm.query.errors import DslSemanticError
+from mmdm.query.paging import decode_token, encode_token, fingerprint
 
 from .errors import ConfigError, NotFoundError
 from .jobs.common import ImageLoader

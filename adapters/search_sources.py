@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from query import Const, Node, Query, UnsupportedFeatureError, compile_sql
-from query.ast import Semantic
+from mmdm.query import Const, Node, Query, UnsupportedFeatureError, compile_sql
+from mmdm.query.ast import Semantic
 
 from .errors import AdapterError, NotSupportedError
 from .jobs.common import ImageLoader
@@ -49,14 +49,14 @@ def native_compiler(store: VectorStore) -> Callable[[Node], NativeFilter] | None
     Checked through ``sys.modules`` so a plain search never imports pymilvus or the ES client:
     a store of either class exists only if its module was imported.
     """
-    milvus = sys.modules.get("adapters.vectors.milvus")
+    milvus = sys.modules.get("mmdm.adapters.vectors.milvus")
     if milvus is not None and isinstance(store, milvus.MilvusVectorStore):
-        from query.compile.milvus import compile_milvus
+        from mmdm.query.compile.milvus import compile_milvus
 
         return lambda node: compile_milvus(node).expr
-    es = sys.modules.get("adapters.vectors.elasticsearch")
+    es = sys.modules.get("mmdm.adapters.vectors.elasticsearch")
     if es is not None and isinstance(store, es.ElasticsearchVectorStore):
-        from query.compile.es import compile_es
+        from mmdm.query.compile.es import compile_es
 
         return lambda node: compile_es(node, store.filter_fields).body
     return None

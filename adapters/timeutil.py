@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
-from query.schema import format_date
+from mmdm.query.schema import format_date
 
 
 def now_ms() -> int:

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adapters.errors import AdapterError
-from adapters.metadata import MetadataStore, open_store
-from adapters.scan import build_file_metas
+from mmdm.adapters.errors import AdapterError
+from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.scan import build_file_metas
 
 if TYPE_CHECKING:
-    from adapters.models.base import Embedder
+    from mmdm.adapters.models.base import Embedder
 
 DEFAULT_WORKSPACE = "mmdm-workspace"
 
@@ -71,16 +71,16 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _eval_embedder(args: argparse.Namespace) -> Embedder:
     if args.connection == "local":  # no Airflow needed, and --dimension is honoured
-        from adapters.models import open_embedder
+        from mmdm.adapters.models import open_embedder
 
         return open_embedder("local", dimension=args.dimension)
-    from airflow_plugin.hooks.models import embedder_for  # imports Airflow: only when needed
+    from mmdm.airflow_plugin.hooks.models import embedder_for  # imports Airflow: only when needed
 
     return embedder_for(args.connection, args.model, args.dimension)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from adapters.evaluation import Calls, evaluate_embedding  # loads the model clients
+    from mmdm.adapters.evaluation import Calls, evaluate_embedding  # loads the model clients
 
     result = evaluate_embedding(
         args.data, _eval_embedder(args), prefix=args.prefix, features=args.features,

@@ -7,12 +7,12 @@ from contextlib import contextmanager
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from adapters.errors import AdapterError
+from mmdm.adapters.errors import AdapterError
 
 
 def _query_error_types() -> tuple[type[BaseException], ...]:
     try:
-        from query.errors import QueryError
+        from mmdm.query.errors import QueryError
     except ImportError:  # the query engine is optional for the storage-only operators
         return ()
     return (QueryError,)

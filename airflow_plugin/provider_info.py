@@ -25,7 +25,7 @@ def _form(hidden: list[str], relabel: dict[str, str], placeholders: dict[str, st
 CONNECTION_TYPES = [
     {
         "connection-type": "mmdm_dashscope",
-        "hook-class-name": "airflow_plugin.hooks.models.DashScopeHook",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.models.DashScopeHook",
         "hook-name": "DashScope (mmdm)",
         "conn-fields": {"workspace": _field("Workspace", ["string", "null"])},
         "ui-field-behaviour": _form(
@@ -35,7 +35,7 @@ CONNECTION_TYPES = [
     },
     {
         "connection-type": "mmdm_eas",
-        "hook-class-name": "airflow_plugin.hooks.models.EasEmbeddingHook",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.models.EasEmbeddingHook",
         "hook-name": "PAI-EAS embedding service (mmdm)",
         "conn-fields": {
             "model": _field("Model", default="gme-Qwen2-VL-2B-Instruct"),
@@ -49,7 +49,7 @@ CONNECTION_TYPES = [
     },
     {
         "connection-type": "mmdm_milvus",
-        "hook-class-name": "airflow_plugin.hooks.vectors.MilvusHook",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.vectors.MilvusHook",
         "hook-name": "Milvus (mmdm)",
         "conn-fields": {
             "index_type": _field("Index type", default="AUTOINDEX",
@@ -63,7 +63,7 @@ CONNECTION_TYPES = [
     },
     {
         "connection-type": "mmdm_oss",
-        "hook-class-name": "airflow_plugin.hooks.oss.OssHook",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.oss.OssHook",
         "hook-name": "Alibaba OSS (mmdm)",
         "conn-fields": {
             "region": _field("Region (V4 signing)", ["string", "null"]),
@@ -76,7 +76,7 @@ CONNECTION_TYPES = [
     },
     {
         "connection-type": "mmdm_metadata",
-        "hook-class-name": "airflow_plugin.hooks.metadata.MetadataStoreHook",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.metadata.MetadataStoreHook",
         "hook-name": "mmdm metadata store (SQLite)",
         "conn-fields": {},
         "ui-field-behaviour": _form(
@@ -87,6 +87,10 @@ CONNECTION_TYPES = [
 ]
 
 
+INTEGRATION = "mmdm"
+_PKG = "mmdm.airflow_plugin"
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "mmdm",
@@ -94,5 +98,17 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Multimodal data management for image datasets: file metadata, smart "
                        "tagging, semantic indexing, DSL search and export, PAI compatible.",
         "versions": [_version()],
+        "integrations": [{
+            "integration-name": INTEGRATION,
+            "external-doc-url": "https://pypi.org/project/mmdm/",
+            "tags": ["software"],
+        }],
+        "hooks": [{"integration-name": INTEGRATION,
+                   "python-modules": [f"{_PKG}.hooks.{m}"
+                                      for m in ("metadata", "models", "oss", "vectors")]}],
+        "operators": [{"integration-name": INTEGRATION,
+                       "python-modules": [f"{_PKG}.operators.{m}" for m in
+                                          ("build", "tagging", "indexing", "export",
+                                           "evaluate")]}],
         "connection-types": CONNECTION_TYPES,
     }

@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import NotFoundError
-from adapters.models import LOCAL_TAG_DEFINITION
-from adapters.samples import generate_samples
+from mmdm.adapters.errors import NotFoundError
+from mmdm.adapters.models import LOCAL_TAG_DEFINITION
+from mmdm.adapters.samples import generate_samples
 
 PROMPT = "pixel-statistics"
 DATASET = "quickstart-samples"
@@ -79,9 +79,9 @@ def run_dags() -> dict[str, Any]:
 
 
 def report(workspace: Path) -> None:
-    from query import parse
+    from mmdm.query import parse
 
-    from adapters.search import SearchService
+    from mmdm.adapters.search import SearchService
 
     from .hooks.metadata import MetadataStoreHook
     from .hooks.models import embedder_for

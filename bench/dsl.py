@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg  # noqa: E402
 
-from adapters.metadata import MetadataStore, open_store  # noqa: E402
-from adapters.search import sorting_pays  # noqa: E402
+from mmdm.adapters.metadata import MetadataStore, open_store  # noqa: E402
+from mmdm.adapters.search import sorting_pays  # noqa: E402
 from bench import dsl_data  # noqa: E402
-from query import Query, compile_sql, parse, select_rows  # noqa: E402
+from mmdm.query import Query, compile_sql, parse, select_rows  # noqa: E402
 
 OFFICIAL = (
     "(FileUpdateTime > '2025-02-28T00:00:00Z' AND FileUpdateTime < '2025-05-30T09:27:29Z') AND "

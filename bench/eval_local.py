@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.evaluation import evaluate_embedding, write_synthetic_set  # noqa: E402
-from adapters.models import LocalImageEmbedder  # noqa: E402
+from mmdm.adapters.evaluation import evaluate_embedding, write_synthetic_set  # noqa: E402
+from mmdm.adapters.models import LocalImageEmbedder  # noqa: E402
 
 
 def main() -> None:

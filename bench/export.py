@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.export.job import run_export_job  # noqa: E402
-from adapters.ids import file_meta_id  # noqa: E402
-from adapters.metadata import FileMeta, open_store  # noqa: E402
-from adapters.search import SearchService  # noqa: E402,F401  (imported before timing starts)
-from query import parse  # noqa: E402,F401
+from mmdm.adapters.export.job import run_export_job  # noqa: E402
+from mmdm.adapters.ids import file_meta_id  # noqa: E402
+from mmdm.adapters.metadata import FileMeta, open_store  # noqa: E402
+from mmdm.adapters.search import SearchService  # noqa: E402,F401  (imported before timing starts)
+from mmdm.query import parse  # noqa: E402,F401
 
 TAGS = ["car", "bus", "lane line", "crosswalk", "tunnel", "night", "rain", "snow"]
 
@@ -67,7 +67,7 @@ def export_once(db: str, limit: int, out: str) -> dict:
 
 
 def _iso(ms: int) -> str:
-    from adapters.timeutil import to_iso
+    from mmdm.adapters.timeutil import to_iso
 
     return to_iso(ms) or ""
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from adapters.metadata import FileMeta, open_store
-from airflow_plugin.api import create_api_app, embedded_context
+from mmdm.adapters.metadata import FileMeta, open_store
+from mmdm.airflow_plugin.api import create_api_app, embedded_context
 
 TAGS = [f"t{i}" for i in range(200)]
 SEARCHES = {

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from adapters.jobs import run_index_job, run_tagging_job  # noqa: E402
-from adapters.metadata import open_store  # noqa: E402
-from adapters.models import DashScopeEmbedder, DashScopeTagger  # noqa: E402
-from adapters.scan import build_file_metas  # noqa: E402
+from mmdm.adapters.jobs import run_index_job, run_tagging_job  # noqa: E402
+from mmdm.adapters.metadata import open_store  # noqa: E402
+from mmdm.adapters.models import DashScopeEmbedder, DashScopeTagger  # noqa: E402
+from mmdm.adapters.scan import build_file_metas  # noqa: E402
 from tests.fakes.numpy_vectors import NumpyVectorStore  # noqa: E402
 
 SERVER = """

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
-from adapters.metadata import open_store  # noqa: E402
-from adapters.scan import build_file_metas  # noqa: E402
+from mmdm.adapters.metadata import open_store  # noqa: E402
+from mmdm.adapters.scan import build_file_metas  # noqa: E402
 
 
 def _payloads() -> list[tuple[str, bytes]]:

@@ -97,8 +97,8 @@ def wait_until_idle(quiet_s: float = 3.0, limit_s: float = 3600.0) -> float:
 def run_milvus(n: int, dimension: int, qs: np.ndarray, args: argparse.Namespace) -> dict:
     from pymilvus import MilvusClient
 
-    from adapters.vectors.base import VectorRecord
-    from adapters.vectors.milvus import MilvusVectorStore
+    from mmdm.adapters.vectors.base import VectorRecord
+    from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
     index_type = args.backend.split("-", 1)[1].upper()
     path = str(Path(args.workdir) / "bench.db")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param
 
-from airflow_plugin.assets import export_asset
-from airflow_plugin.operators.build import FileMetaBuildOperator
-from airflow_plugin.operators.export import ExportOperator
-from airflow_plugin.operators.indexing import SemanticIndexOperator
-from airflow_plugin.operators.tagging import SmartTagOperator
+from mmdm.airflow_plugin.assets import export_asset
+from mmdm.airflow_plugin.operators.build import FileMetaBuildOperator
+from mmdm.airflow_plugin.operators.export import ExportOperator
+from mmdm.airflow_plugin.operators.indexing import SemanticIndexOperator
+from mmdm.airflow_plugin.operators.tagging import SmartTagOperator
 
 EXPORT = export_asset("dataset_pipeline")
 

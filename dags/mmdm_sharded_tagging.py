@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_plugin.operators.indexing import SemanticIndexOperator
-from airflow_plugin.operators.tagging import SmartTagOperator
+from mmdm.airflow_plugin.operators.indexing import SemanticIndexOperator
+from mmdm.airflow_plugin.operators.tagging import SmartTagOperator
 
 with DAG(
     dag_id="mmdm_sharded_tagging",

@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from airflow_plugin.assets import export_asset
+from mmdm.airflow_plugin.assets import export_asset
 
 EXPORT = export_asset("dataset_pipeline")
 
@@ -20,7 +20,7 @@ with DAG(dag_id="mmdm_training", schedule=[EXPORT], catchup=False, tags=["mmdm"]
 
     @task(inlets=[EXPORT])
     def load_export(*, inlet_events: Any = None) -> dict[str, Any]:
-        from adapters.export import ExportDataset
+        from mmdm.adapters.export import ExportDataset
 
         events = inlet_events[EXPORT]
         if not events:

@@ -1,6 +1,6 @@
 """mmdm's query engine: PAI's QueryExpression DSL parsed to an AST, checked, evaluated, compiled.
 
-    >>> from query import parse, to_dsl, compile_sql
+    >>> from mmdm.query import parse, to_dsl, compile_sql
     >>> q = parse("FileDir:'blue_car' AND NOT Tags.user='rainy days' AND TopK=100")
     >>> q.options["TopK"]
     100

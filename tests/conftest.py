@@ -27,7 +27,7 @@ from collections.abc import Iterator  # noqa: E402
 import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
-from adapters.metadata import MetadataStore, open_store  # noqa: E402
+from mmdm.adapters.metadata import MetadataStore, open_store  # noqa: E402
 from tests.fakes.fake_dashscope import FakeDashScope  # noqa: E402
 from tests.fakes.fake_eas import FakeEas  # noqa: E402
 from tests.fakes.fake_oss import FakeOss  # noqa: E402

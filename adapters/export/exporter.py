@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from query import Query, parse, parse_params, to_dsl, to_json
+from mmdm.query import Query, parse, parse_params, to_dsl, to_json
 
 from ..metadata import MetadataStore
 from ..search import SearchService

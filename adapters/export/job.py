@@ -11,7 +11,7 @@ from ..storage import OssConfig
 from .exporter import ExportResult, export_file_metas, query_record
 
 if TYPE_CHECKING:
-    from query import Query
+    from mmdm.query import Query
 
     from ..search import SearchService
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from query.compile.sql import col, fn
+from mmdm.query.compile.sql import col, fn
 
 from ..errors import AdapterError
 from ..metadata import FileMeta

@@ -217,7 +217,7 @@ def _v2(dialect: str) -> list[str]:
     ]
 
 
-# The query compiler's ORDER BY key for SortBy (query.compile.sql: NULL times sort as the
+# The query compiler's ORDER BY key for SortBy (mmdm.query.compile.sql: NULL times sort as the
 # oldest); an index serves it only when its expression is written the same way.
 _SORT_KEY = "COALESCE({column}, -9223372036854775807)"
 

@@ -38,7 +38,7 @@ FINAL_JOB_STATUSES = ("Succeeded", "PartialFailed", "Failed", "ManuallyStop")
 
 
 class MetadataStore(JobWorkMixin):
-    """Base class; use :func:`adapters.metadata.open_store`."""
+    """Base class; use :func:`mmdm.adapters.metadata.open_store`."""
 
     dialect: str = ""
 

@@ -22,7 +22,7 @@ _DONE_COLUMN = {"tag": "tagged_fingerprint", "index": "indexed_fingerprint"}
 
 
 class JobWorkMixin:
-    """Mixed into :class:`~adapters.metadata.store.MetadataStore`."""
+    """Mixed into :class:`~mmdm.adapters.metadata.store.MetadataStore`."""
 
     def _pending_where(self: MetadataStore, target: str, mode: str,
                        shard: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:

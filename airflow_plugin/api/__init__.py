@@ -1,6 +1,6 @@
 """The search API and gallery (FastAPI), mounted in Airflow's api-server or run standalone.
 
-    >>> from airflow_plugin.api import create_api_app, embedded_context
+    >>> from mmdm.airflow_plugin.api import create_api_app, embedded_context
     >>> app = create_api_app(embedded_context(Path("mmdm-workspace")))
 """
 

@@ -1,4 +1,4 @@
-"""Standalone server without Airflow: ``python -m airflow_plugin.api [--workspace DIR]``.
+"""Standalone server without Airflow: ``python -m mmdm.airflow_plugin.api [--workspace DIR]``.
 
 Serves the embedded defaults (SQLite, Milvus Lite and the local model in the workspace, as
 ``mmdm quickstart`` leaves them) with no login: bind it to localhost or put auth in front.
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from . import create_api_app, embedded_context
 
-    parser = argparse.ArgumentParser(prog="python -m airflow_plugin.api")
+    parser = argparse.ArgumentParser(prog="python -m mmdm.airflow_plugin.api")
     parser.add_argument("--workspace", default=os.environ.get("MMDM_WORKSPACE", "mmdm-workspace"))
     parser.add_argument("--store-url", default=os.environ.get("MMDM_METADATA_URL"),
                         help="metadata store URL (default: metadata.db in the workspace)")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from adapters.metadata import MetadataStore
-from adapters.search import SearchService
+from mmdm.adapters.metadata import MetadataStore
+from mmdm.adapters.search import SearchService
 
 from ..hooks.metadata import MetadataStoreHook, workspace_dir
 from ..hooks.models import embedder_for

@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from adapters.metadata import MetadataStore, open_store
-from adapters.search import SearchService
-from adapters.storage import OssConfig, UriReader
+from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.search import SearchService
+from mmdm.adapters.storage import OssConfig, UriReader
 
 VECTOR_TABLE = "mmdm_file_vectors"  # the table the pipeline DAG indexes into
 StoreFactory = Callable[[], MetadataStore]
@@ -87,8 +87,8 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
     def search(store: MetadataStore) -> SearchService:
         if not vectors:
             return SearchService(store)
-        from adapters.models import open_embedder
-        from adapters.vectors.milvus import MilvusVectorStore
+        from mmdm.adapters.models import open_embedder
+        from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
         embedder = open_embedder("local")
         table = MilvusVectorStore(str(workspace / "milvus.db"), VECTOR_TABLE, embedder.dimension)

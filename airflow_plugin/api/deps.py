@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from adapters.errors import NotFoundError
-from adapters.metadata import Dataset, FileMeta, MetadataStore
+from mmdm.adapters.errors import NotFoundError
+from mmdm.adapters.metadata import Dataset, FileMeta, MetadataStore
 
 from .context import ApiContext
 

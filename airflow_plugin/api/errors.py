@@ -12,8 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from adapters.errors import AdapterError, NotFoundError
-from query import QueryError
+from mmdm.adapters.errors import AdapterError, NotFoundError
+from mmdm.query import QueryError
 
 
 class ApiError(Exception):

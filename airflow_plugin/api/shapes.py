@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from adapters.metadata import FileMeta
-from adapters.search import SearchPage
+from mmdm.adapters.metadata import FileMeta
+from mmdm.adapters.search import SearchPage
 
 from .thumbnails import DEFAULT_MODE
 

@@ -8,7 +8,7 @@ user-delete-ai-tags).
 
 from __future__ import annotations
 
-from adapters.metadata import MetadataStore
+from mmdm.adapters.metadata import MetadataStore
 
 from .errors import bad_parameter
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.sdk import BaseHook, Connection
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from adapters.errors import ConfigError
+from mmdm.adapters.errors import ConfigError
 
 EMBEDDED = "local"  # name this instead of a connection id to force the embedded default
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from airflow.sdk import BaseHook
 
-from adapters.errors import ConfigError
-from adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.errors import ConfigError
+from mmdm.adapters.metadata import MetadataStore, open_store
 
 from . import optional_connection
 

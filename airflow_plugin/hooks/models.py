@@ -6,9 +6,9 @@ from typing import Any
 
 from airflow.sdk import BaseHook, Connection
 
-from adapters.errors import ConfigError
-from adapters.models import open_embedder, open_tagger
-from adapters.models.base import Embedder, Tagger
+from mmdm.adapters.errors import ConfigError
+from mmdm.adapters.models import open_embedder, open_tagger
+from mmdm.adapters.models.base import Embedder, Tagger
 
 from . import optional_connection
 

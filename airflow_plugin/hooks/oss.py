@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from adapters.storage import OssConfig
+from mmdm.adapters.storage import OssConfig
 
 from . import optional_connection
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from adapters.errors import ConfigError
-from adapters.vectors.base import VectorStore
+from mmdm.adapters.errors import ConfigError
+from mmdm.adapters.vectors.base import VectorStore
 
 from . import optional_connection
 from .metadata import workspace_dir
@@ -28,7 +28,7 @@ class MilvusHook(BaseHook):
         self.milvus_conn_id = milvus_conn_id
 
     def get_vector_store(self, table: str, dimension: int) -> VectorStore:
-        from adapters.vectors.milvus import MilvusVectorStore
+        from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
         conn = optional_connection(self.milvus_conn_id, self.default_conn_name)
         if conn is None:
@@ -56,7 +56,7 @@ def vector_store_for(conn_id: str | None, table: str, dimension: int) -> VectorS
     if conn_type == "elasticsearch":
         from airflow.providers.elasticsearch.hooks.elasticsearch import ElasticsearchSQLHook
 
-        from adapters.vectors.elasticsearch import ElasticsearchVectorStore
+        from mmdm.adapters.vectors.elasticsearch import ElasticsearchVectorStore
 
         client = ElasticsearchSQLHook(elasticsearch_conn_id=conn_id).get_conn().es
         return ElasticsearchVectorStore(client, index=table, dimension=dimension)

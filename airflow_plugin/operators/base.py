@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from adapters.progress import Progress
+from mmdm.adapters.progress import Progress
 
 from ..hooks.metadata import MetadataStoreHook
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from adapters.scan import build_file_metas
+from mmdm.adapters.scan import build_file_metas
 
 from ..failures import fail_fast
 from ..hooks.oss import OssHook
@@ -15,7 +15,7 @@ from .base import DatasetVersionOperator
 
 
 class FileMetaBuildOperator(DatasetVersionOperator):
-    """Scan a dataset version's storage into file metas (incremental; see ``adapters.scan``).
+    """Scan a dataset version's storage into file metas (incremental; see ``mmdm.adapters.scan``).
 
     :param oss_conn_id: OSS connection for ``oss://`` datasets.
     :param batch_size: files per metadata commit.

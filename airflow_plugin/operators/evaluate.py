@@ -7,10 +7,10 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from adapters.evaluation import DEFAULT_EXEMPLARS_PER_TAG, Calls, evaluate_embedding
-from adapters.models import open_embedder
-from adapters.models.base import Embedder
-from adapters.progress import Progress
+from mmdm.adapters.evaluation import DEFAULT_EXEMPLARS_PER_TAG, Calls, evaluate_embedding
+from mmdm.adapters.models import open_embedder
+from mmdm.adapters.models.base import Embedder
+from mmdm.adapters.progress import Progress
 
 from ..failures import fail_fast
 from ..hooks import optional_connection
@@ -38,7 +38,7 @@ class EvaluateEmbeddingOperator(BaseOperator):
     :param dimension: vector size where the model offers several.
     :param prefix: text sent before each tag, e.g. an instruction. Templated.
     :param features: the feature file that caches vectors between runs. Templated.
-    :param queries: ``auto``, ``text`` or ``image`` (see ``adapters.evaluation.queries``).
+    :param queries: ``auto``, ``text`` or ``image`` (see ``mmdm.adapters.evaluation.queries``).
     :param exemplars_per_tag: image queries: ground-truth images that make a tag's query.
     :param report: where to write the per-tag report (JSON lines). Templated.
     :param max_concurrency: embedding calls in flight.

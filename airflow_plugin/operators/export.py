@@ -7,9 +7,9 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from adapters.export import import_file_metas
-from adapters.export.exporter import as_query, iter_export_rows
-from adapters.export.job import run_export_job
+from mmdm.adapters.export import import_file_metas
+from mmdm.adapters.export.exporter import as_query, iter_export_rows
+from mmdm.adapters.export.job import run_export_job
 
 from ..failures import fail_fast
 from ..hooks.metadata import workspace_dir
@@ -48,7 +48,7 @@ class _SearchingOperator(DatasetVersionOperator):
         self.oss_conn_id = oss_conn_id
 
     def search_service(self, store):  # type: ignore[no-untyped-def]
-        from adapters.search import SearchService
+        from mmdm.adapters.search import SearchService
 
         q = as_query(self.query)  # parsed here, at run time: errors fail the task for good
         if not q.semantic:
@@ -122,7 +122,7 @@ class ImportOperator(DatasetVersionOperator):
         self.oss_conn_id = oss_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from adapters.search import SearchService
+        from mmdm.adapters.search import SearchService
 
         hook = self.metadata_hook()
         store = hook.get_store()

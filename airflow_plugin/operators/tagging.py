@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from adapters.jobs import RetryPolicy, run_revert_job, run_tagging_job
+from mmdm.adapters.jobs import RetryPolicy, run_revert_job, run_tagging_job
 
 from ..failures import fail_fast
 from ..hooks.models import DEFAULT_TAGGING_CONN, tagger_for

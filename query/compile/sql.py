@@ -2,7 +2,7 @@
 
 No SQL strings are assembled: every node becomes a sqlglot expression, every user value a named
 parameter (``:p0`` for SQLite, ``%(p0)s`` for PostgreSQL), identifiers come only from
-``query.schema``. Logic is two-valued as in SEMANTICS.md: ``NOT x`` is compiled as
+``mmdm.query.schema``. Logic is two-valued as in SEMANTICS.md: ``NOT x`` is compiled as
 ``NOT COALESCE(x, FALSE)`` so a NULL never matches. Dialect differences (tags, JSON) are the
 rows of ``DIALECTS``.
 """

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.metadata import FileMeta, MetadataStore
-from adapters.models.base import ImageInput
-from adapters.vectors.base import VectorRecord, VectorStore
-from query import Query, select_rows
+from mmdm.adapters.metadata import FileMeta, MetadataStore
+from mmdm.adapters.models.base import ImageInput
+from mmdm.adapters.vectors.base import VectorRecord, VectorStore
+from mmdm.query import Query, select_rows
 
 N = 3_000
 DIM = 16

@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.errors import AdapterError
-from adapters.export import (
+from mmdm.adapters.errors import AdapterError
+from mmdm.adapters.export import (
     MANIFEST_NAME,
     ExportDataset,
     export_file_metas,
     import_file_metas,
     iter_export_rows,
 )
-from adapters.export.rows import parse_attributes
-from adapters.ids import file_meta_id
-from adapters.metadata import FileMeta
-from adapters.scan import build_file_metas
-from adapters.search import SearchService
-from adapters.storage import OssConfig
-from adapters.timeutil import to_iso
-from query import parse
+from mmdm.adapters.export.rows import parse_attributes
+from mmdm.adapters.ids import file_meta_id
+from mmdm.adapters.metadata import FileMeta
+from mmdm.adapters.scan import build_file_metas
+from mmdm.adapters.search import SearchService
+from mmdm.adapters.storage import OssConfig
+from mmdm.adapters.timeutil import to_iso
+from mmdm.query import parse
 from tests.adapters.imagefiles import image_bytes
 
 WHEN = datetime(2025, 6, 18, 12, 23, 30, tzinfo=timezone.utc)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.jobs import run_index_job, run_revert_job, run_tagging_job
-from adapters.models import LOCAL_TAG_DEFINITION, LocalImageEmbedder, LocalPixelTagger
-from adapters.scan import build_file_metas
-from adapters.vectors.milvus import MilvusVectorStore
+from mmdm.adapters.jobs import run_index_job, run_revert_job, run_tagging_job
+from mmdm.adapters.models import LOCAL_TAG_DEFINITION, LocalImageEmbedder, LocalPixelTagger
+from mmdm.adapters.scan import build_file_metas
+from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (30, 40, 220),
            "white": (255, 255, 255), "black": (0, 0, 0)}
@@ -138,7 +138,7 @@ def test_shards_split_a_version_without_overlap(store, version):
 
 def test_a_stop_request_ends_the_job_manually_stopped(store, version, monkeypatch):
     ds, _ = version
-    monkeypatch.setattr("adapters.jobs.runner.STATUS_CHECK_S", 0.0)
+    monkeypatch.setattr("mmdm.adapters.jobs.runner.STATUS_CHECK_S", 0.0)
 
     class Stopper(Counting):
         def tag(self, image, definition, *, describe=False):
@@ -186,7 +186,7 @@ def test_index_job_upserts_once_and_follows_deletes(store, version, tmp_path):
 
 
 def _input(path):
-    from adapters.models import ImageInput
+    from mmdm.adapters.models import ImageInput
 
     return ImageInput(path.as_uri(), path.read_bytes(), "image/png")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.errors import NotFoundError
-from adapters.ids import file_meta_id
-from adapters.metadata import SCAN_COLUMNS, FileMeta, MetadataStore, effective_tags, open_store
-from adapters.metadata.schema import SCHEMA_VERSION
+from mmdm.adapters.errors import NotFoundError
+from mmdm.adapters.ids import file_meta_id
+from mmdm.adapters.metadata import SCAN_COLUMNS, FileMeta, MetadataStore, effective_tags, open_store
+from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 
 
 def _meta(ds: str, name: str, **kw) -> FileMeta:

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from adapters.ids import file_meta_id
-from adapters.scan import build_file_metas
-from adapters.storage import OssConfig, OssStorage
+from mmdm.adapters.ids import file_meta_id
+from mmdm.adapters.scan import build_file_metas
+from mmdm.adapters.storage import OssConfig, OssStorage
 from tests.adapters.imagefiles import FORMATS, animated_gif, image_bytes, png_bomb
 
 

@@ -3,9 +3,9 @@ indexes) and v4 (the folders table behind ``FileDir:``)."""
 
 from __future__ import annotations
 
-from adapters.metadata import FileMeta, MetadataStore, open_store
-from adapters.metadata.schema import SCHEMA_VERSION
-from query import compile_sql, parse
+from mmdm.adapters.metadata import FileMeta, MetadataStore, open_store
+from mmdm.adapters.metadata.schema import SCHEMA_VERSION
+from mmdm.query import compile_sql, parse
 
 
 def _undo_v4(store: MetadataStore) -> None:

@@ -13,12 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from adapters import search
-from adapters.errors import ConfigError, NotFoundError
-from adapters.metadata import FileMeta, open_store
-from adapters.models.local import LocalImageEmbedder
-from adapters.search import SearchPage, SearchService
-from query import DslSemanticError, UnsupportedFeatureError, parse, planner, select_rows
+from mmdm.adapters import search
+from mmdm.adapters.errors import ConfigError, NotFoundError
+from mmdm.adapters.metadata import FileMeta, open_store
+from mmdm.adapters.models.local import LocalImageEmbedder
+from mmdm.adapters.search import SearchPage, SearchService
+from mmdm.query import DslSemanticError, UnsupportedFeatureError, parse, planner, select_rows
 from tests.fakes.numpy_vectors import NumpyVectorStore
 
 from . import search_data as data
@@ -266,7 +266,7 @@ def test_index_set_comes_from_the_latest_successful_index_job(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def milvus_index(loaded: data.Loaded, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("milvus_lite")
-    from adapters.vectors.milvus import MilvusVectorStore
+    from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
     path = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
     store = data.fill(MilvusVectorStore(path, "search_test", data.DIM, index_type="FLAT"),

@@ -6,9 +6,9 @@ import urllib.request
 
 import pytest
 
-from adapters.errors import ConfigError, NotFoundError
-from adapters.storage import LocalStorage, OssConfig, OssStorage, open_storage
-from adapters.storage.oss import parse_oss_uri
+from mmdm.adapters.errors import ConfigError, NotFoundError
+from mmdm.adapters.storage import LocalStorage, OssConfig, OssStorage, open_storage
+from mmdm.adapters.storage.oss import parse_oss_uri
 
 
 def _oss(fake, root="oss://bkt/data/") -> OssStorage:

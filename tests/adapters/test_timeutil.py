@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.timeutil import from_iso, to_iso
+from mmdm.adapters.timeutil import from_iso, to_iso
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # datetime's own range: years 1 .. 9999

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.models import LOCAL_TAG_DEFINITION
-from adapters.samples import generate_samples
+from mmdm.adapters.models import LOCAL_TAG_DEFINITION
+from mmdm.adapters.samples import generate_samples
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def dagbag(airflow_db):
 
 @pytest.fixture(scope="module")
 def sample_dataset(airflow_db, tmp_path_factory):
-    from airflow_plugin.hooks.metadata import MetadataStoreHook
+    from mmdm.airflow_plugin.hooks.metadata import MetadataStoreHook
 
     store = MetadataStoreHook().get_store()
     root = tmp_path_factory.mktemp("imgs")

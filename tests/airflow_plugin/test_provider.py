@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from airflow_plugin.provider_info import get_provider_info
+from mmdm.airflow_plugin.provider_info import get_provider_info
 
 
 def test_provider_info_declares_every_connection_form():
@@ -27,6 +27,25 @@ def test_provider_info_declares_every_connection_form():
     assert types["mmdm_oss"]["conn-fields"]["security_token"]["schema"]["format"] == "password"
 
 
+def test_provider_info_lists_hooks_and_operators_like_official_providers():
+    from airflow.sdk import BaseHook, BaseOperator
+
+    info = get_provider_info()
+    integration = info["integrations"][0]["integration-name"]
+    listed = {kind: [m for entry in info[kind] if entry["integration-name"] == integration
+                     for m in entry["python-modules"]] for kind in ("hooks", "operators")}
+    classes = {kind: {name for module in modules
+                      for name, obj in vars(importlib.import_module(module)).items()
+                      if isinstance(obj, type) and issubclass(obj, base)
+                      and obj.__module__ == module}
+               for (kind, modules), base in zip(listed.items(), (BaseHook, BaseOperator))}
+    assert {c["hook-class-name"].rpartition(".")[2] for c in info["connection-types"]} <= (
+        classes["hooks"])
+    assert {"FileMetaBuildOperator", "SmartTagOperator", "TagRevertOperator",
+            "SemanticIndexOperator", "ExportOperator", "ImportOperator", "SearchOperator",
+            "EvaluateEmbeddingOperator"} <= classes["operators"]
+
+
 def test_airflow_lists_the_provider_and_the_plugin(airflow_db):
     from airflow import plugins_manager
     from airflow.providers_manager import ProvidersManager
@@ -44,13 +63,13 @@ def _conn(monkeypatch, conn_id, **fields):
 
 
 def test_connections_become_adapters(monkeypatch, tmp_path, fake_oss):
-    from adapters.models import DashScopeEmbedder, DashScopeTagger, EasGmeEmbedder
-    from adapters.models import LocalImageEmbedder, LocalPixelTagger
-    from adapters.vectors.milvus import MilvusVectorStore
-    from airflow_plugin.hooks.metadata import MetadataStoreHook
-    from airflow_plugin.hooks.models import embedder_for, tagger_for
-    from airflow_plugin.hooks.oss import OssHook
-    from airflow_plugin.hooks.vectors import vector_store_for
+    from mmdm.adapters.models import DashScopeEmbedder, DashScopeTagger, EasGmeEmbedder
+    from mmdm.adapters.models import LocalImageEmbedder, LocalPixelTagger
+    from mmdm.adapters.vectors.milvus import MilvusVectorStore
+    from mmdm.airflow_plugin.hooks.metadata import MetadataStoreHook
+    from mmdm.airflow_plugin.hooks.models import embedder_for, tagger_for
+    from mmdm.airflow_plugin.hooks.oss import OssHook
+    from mmdm.airflow_plugin.hooks.vectors import vector_store_for
 
     assert isinstance(tagger_for(), LocalPixelTagger)  # no default connection: embedded
     assert isinstance(embedder_for(), LocalImageEmbedder)
@@ -85,11 +104,11 @@ def test_secrets_never_reach_xcom_jobs_or_exports(airflow_db, monkeypatch, tmp_p
     the task writes."""
     from airflow.sdk import DAG
 
-    from adapters.models import LOCAL_TAG_DEFINITION
-    from adapters.samples import generate_samples
-    from airflow_plugin.hooks.metadata import MetadataStoreHook
-    from airflow_plugin.operators.export import ExportOperator
-    from airflow_plugin.operators.tagging import SmartTagOperator
+    from mmdm.adapters.models import LOCAL_TAG_DEFINITION
+    from mmdm.adapters.samples import generate_samples
+    from mmdm.airflow_plugin.hooks.metadata import MetadataStoreHook
+    from mmdm.airflow_plugin.operators.export import ExportOperator
+    from mmdm.airflow_plugin.operators.tagging import SmartTagOperator
     from tests.fakes.fake_dashscope import FakeDashScope
 
     secret = "sk-very-secret-dashscope-key-123"
@@ -102,7 +121,7 @@ def test_secrets_never_reach_xcom_jobs_or_exports(airflow_db, monkeypatch, tmp_p
         ds = store.create_dataset("secret-test", (tmp_path / "imgs").as_uri())
         store.create_version(ds.dataset_id)
         store.create_prompt("secret-tags", LOCAL_TAG_DEFINITION.tags)
-        from adapters.scan import build_file_metas
+        from mmdm.adapters.scan import build_file_metas
 
         build_file_metas(store, ds.dataset_id, "v1")
         tag = SmartTagOperator(task_id="tag", dataset="secret-test", prompt="secret-tags",

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from adapters.jobs.indexing import run_index_job
-from adapters.jobs.tagging import run_tagging_job
-from adapters.metadata import MetadataStore, open_store
-from adapters.models import LOCAL_TAG_DEFINITION, open_embedder, open_tagger
-from adapters.samples import generate_samples
-from adapters.scan import build_file_metas
-from adapters.vectors.milvus import MilvusVectorStore
-from airflow_plugin.api import create_api_app, embedded_context
-from airflow_plugin.api.context import VECTOR_TABLE
+from mmdm.adapters.jobs.indexing import run_index_job
+from mmdm.adapters.jobs.tagging import run_tagging_job
+from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.models import LOCAL_TAG_DEFINITION, open_embedder, open_tagger
+from mmdm.adapters.samples import generate_samples
+from mmdm.adapters.scan import build_file_metas
+from mmdm.adapters.vectors.milvus import MilvusVectorStore
+from mmdm.airflow_plugin.api import create_api_app, embedded_context
+from mmdm.airflow_plugin.api.context import VECTOR_TABLE
 
 PER_SCENE = 3  # 5 scenes x 3 = 15 images (+ a corrupt .jpg the scan records as failed)
 

@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from adapters.storage.local import local_path
-from airflow_plugin.api.thumbnails import parse_mode
+from mmdm.adapters.storage.local import local_path
+from mmdm.airflow_plugin.api.thumbnails import parse_mode
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_plugin.api import create_api_app, embedded_context
+from mmdm.airflow_plugin.api import create_api_app, embedded_context
 
 from playwright import sync_api
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from adapters.metadata import FileMeta
-from adapters.storage.local import local_path
-from airflow_plugin.api.statistics import file_meta_stats
+from mmdm.adapters.metadata import FileMeta
+from mmdm.adapters.storage.local import local_path
+from mmdm.airflow_plugin.api.statistics import file_meta_stats
 
 
 def _stats(client, built, **params):

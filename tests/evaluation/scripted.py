@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.errors import AdapterError
-from adapters.models.base import ImageInput, l2_normalise
+from mmdm.adapters.errors import AdapterError
+from mmdm.adapters.models.base import ImageInput, l2_normalise
 
 
 class ScriptedEmbedder:
-    """Follows ``adapters.models.base.Embedder``: an image's vector is looked up by its bytes,
+    """Follows ``mmdm.adapters.models.base.Embedder``: an image's vector is looked up by its bytes,
     a text's by the text; listed items fail the way a service refuses one item."""
 
     supports_text = True

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from adapters.evaluation import evaluate_embedding, write_synthetic_set
-from adapters.models import LocalImageEmbedder
-from airflow_plugin.cli import main
+from mmdm.adapters.evaluation import evaluate_embedding, write_synthetic_set
+from mmdm.adapters.models import LocalImageEmbedder
+from mmdm.airflow_plugin.cli import main
 from tests.fakes.fake_dashscope import FakeDashScope
 
 from .dashscope_set import PREFIX, build_set, expected_precision
@@ -99,7 +99,7 @@ def test_eval_through_an_airflow_connection(tmp_path, capsys, monkeypatch,
 
 
 def test_operator_returns_the_table_as_small_json(colour_set, tmp_path):
-    from airflow_plugin.operators.evaluate import EvaluateEmbeddingOperator
+    from mmdm.airflow_plugin.operators.evaluate import EvaluateEmbeddingOperator
 
     op = EvaluateEmbeddingOperator(task_id="evaluate_embedding", data=str(colour_set),
                                    features=str(tmp_path / "f.jsonl"),
@@ -117,7 +117,7 @@ def test_operator_returns_the_table_as_small_json(colour_set, tmp_path):
 def test_operator_fails_for_good_on_a_missing_set(tmp_path):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from airflow_plugin.operators.evaluate import EvaluateEmbeddingOperator
+    from mmdm.airflow_plugin.operators.evaluate import EvaluateEmbeddingOperator
 
     op = EvaluateEmbeddingOperator(task_id="evaluate_embedding", data=str(tmp_path / "none"),
                                    embedding_conn_id="local")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.errors import AdapterError
-from adapters.evaluation import Calls, evaluate_embedding
-from adapters.jobs import RetryPolicy
-from adapters.models.dashscope import DashScopeEmbedder
+from mmdm.adapters.errors import AdapterError
+from mmdm.adapters.evaluation import Calls, evaluate_embedding
+from mmdm.adapters.jobs import RetryPolicy
+from mmdm.adapters.models.dashscope import DashScopeEmbedder
 from tests.fakes.fake_dashscope import EMBEDDING_PATH, THROTTLED, FakeDashScope
 
 from .dashscope_set import PREFIX, TAGS, build_set, expected_precision

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from adapters.errors import AdapterError, ConfigError, NotFoundError
-from adapters.evaluation import Calls, evaluate_embedding
-from adapters.jobs import RetryPolicy
-from adapters.models.service_errors import ModelServiceError
+from mmdm.adapters.errors import AdapterError, ConfigError, NotFoundError
+from mmdm.adapters.evaluation import Calls, evaluate_embedding
+from mmdm.adapters.jobs import RetryPolicy
+from mmdm.adapters.models.service_errors import ModelServiceError
 
 from . import handworked, seed_script
 from .scripted import ScriptedEmbedder, write_dataset, write_image

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.evaluation import evaluate_embedding, write_synthetic_set
-from adapters.models import LocalImageEmbedder
+from mmdm.adapters.evaluation import evaluate_embedding, write_synthetic_set
+from mmdm.adapters.models import LocalImageEmbedder
 
 from .scripted import ScriptedEmbedder
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.evaluation import K_VALUES, mean_precision, precision_at_k, score_tag
-from adapters.evaluation.queries import Query, rankings
+from mmdm.adapters.evaluation import K_VALUES, mean_precision, precision_at_k, score_tag
+from mmdm.adapters.evaluation.queries import Query, rankings
 
 from . import seed_script
 

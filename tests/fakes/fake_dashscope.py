@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.models.tagging_prompt import TAG_TABLE_HEADING
+from mmdm.adapters.models.tagging_prompt import TAG_TABLE_HEADING
 
 CHAT_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 EMBEDDING_PATH = "/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.vectors.base import VectorHit, VectorRecord, check_top_k, unit_vectors
+from mmdm.adapters.vectors.base import VectorHit, VectorRecord, check_top_k, unit_vectors
 
 
 @dataclass

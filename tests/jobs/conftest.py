@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from adapters.metadata import open_store
-from adapters.scan import build_file_metas
+from mmdm.adapters.metadata import open_store
+from mmdm.adapters.scan import build_file_metas
 from tests.models.driving_tags import DRIVING_TAGS, GUIDE_PROMPT_EN
 
 

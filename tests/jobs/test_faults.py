@@ -10,9 +10,9 @@ import sys
 import textwrap
 import time
 
-from adapters.jobs import RetryPolicy, run_index_job, run_tagging_job
-from adapters.models import DashScopeEmbedder, DashScopeTagger
-from adapters.vectors.milvus import MilvusVectorStore
+from mmdm.adapters.jobs import RetryPolicy, run_index_job, run_tagging_job
+from mmdm.adapters.models import DashScopeEmbedder, DashScopeTagger
+from mmdm.adapters.vectors.milvus import MilvusVectorStore
 from tests.fakes.fake_dashscope import INTERNAL_ERROR, THROTTLED, Failure
 from tests.jobs.conftest import make_version
 
@@ -99,10 +99,10 @@ def test_embedding_faults_leave_exactly_one_vector_per_done_file(sqlite_store, f
 
 CHILD = textwrap.dedent("""
     import sys
-    from adapters.jobs import RetryPolicy, run_index_job, run_tagging_job
-    from adapters.metadata import open_store
-    from adapters.models import DashScopeEmbedder, DashScopeTagger
-    from adapters.vectors.milvus import MilvusVectorStore
+    from mmdm.adapters.jobs import RetryPolicy, run_index_job, run_tagging_job
+    from mmdm.adapters.metadata import open_store
+    from mmdm.adapters.models import DashScopeEmbedder, DashScopeTagger
+    from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
     db, base_url, key, milvus, kind, ds = sys.argv[1:]
     store = open_store(db)

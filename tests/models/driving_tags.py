@@ -6,7 +6,7 @@ edition shows only the guide prompt) so answers in Chinese can be checked too.
 
 from __future__ import annotations
 
-from adapters.models.base import TagDefinition
+from mmdm.adapters.models.base import TagDefinition
 
 GUIDE_PROMPT_EN = (
     "As an experienced driver with many years on highways and city roads, you know how to "

@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from adapters.models.base import ImageInput
+from mmdm.adapters.models.base import ImageInput
 
 
 def encode(im: Image.Image, fmt: str = "PNG", uri: str = "mem://image", quality: int = 90

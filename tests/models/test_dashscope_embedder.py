@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.errors import AdapterError, ConfigError
-from adapters.models.base import ImageInput, l2_normalise
-from adapters.models.dashscope import DashScopeEmbedder
+from mmdm.adapters.errors import AdapterError, ConfigError
+from mmdm.adapters.models.base import ImageInput, l2_normalise
+from mmdm.adapters.models.dashscope import DashScopeEmbedder
 from tests.fakes.fake_dashscope import (
     EMBEDDING_PATH,
     INTERNAL_ERROR,

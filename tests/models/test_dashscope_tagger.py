@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from adapters.errors import AdapterError
-from adapters.models.base import ImageInput, TagParseError
-from adapters.models.dashscope import DashScopeTagger, normalise_base_url
+from mmdm.adapters.errors import AdapterError
+from mmdm.adapters.models.base import ImageInput, TagParseError
+from mmdm.adapters.models.dashscope import DashScopeTagger, normalise_base_url
 from tests.fakes.fake_dashscope import (
     CHAT_PATH,
     INTERNAL_ERROR,

@@ -7,9 +7,9 @@ import base64
 import numpy as np
 import pytest
 
-from adapters.errors import AdapterError, ConfigError
-from adapters.models.base import ImageInput, l2_normalise
-from adapters.models.eas import EasGmeEmbedder
+from mmdm.adapters.errors import AdapterError, ConfigError
+from mmdm.adapters.models.base import ImageInput, l2_normalise
+from mmdm.adapters.models.eas import EasGmeEmbedder
 from tests.fakes.fake_eas import FakeEas, HttpFailure
 from tests.fakes.fake_dashscope import fake_vector
 from tests.models.images import encode, scene

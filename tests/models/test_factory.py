@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.errors import ConfigError
-from adapters.models import (
+from mmdm.adapters.errors import ConfigError
+from mmdm.adapters.models import (
     DashScopeEmbedder,
     DashScopeTagger,
     EasGmeEmbedder,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adapters.errors import AdapterError, ConfigError, NotSupportedError
-from adapters.models.base import ImageInput, TagDefinition
-from adapters.models.local import (
+from mmdm.adapters.errors import AdapterError, ConfigError, NotSupportedError
+from mmdm.adapters.models.base import ImageInput, TagDefinition
+from mmdm.adapters.models.local import (
     BLURRY_LAPLACIAN_VAR,
     LOCAL_TAG_DEFINITION,
     LocalImageEmbedder,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.models.base import TagDefinition, TagParseError
-from adapters.models.tagging_prompt import (
+from mmdm.adapters.models.base import TagDefinition, TagParseError
+from mmdm.adapters.models.tagging_prompt import (
     TAG_TABLE_HEADING,
     build_tag_prompt,
     normalise_tag_name,

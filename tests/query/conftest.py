@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from adapters.metadata import FileMeta, MetadataStore, open_store
-from query import Query, compile_sql, select_rows
+from mmdm.adapters.metadata import FileMeta, MetadataStore, open_store
+from mmdm.query import Query, compile_sql, select_rows
 from tests.conftest import throwaway_database
 
 from . import vector_runners
@@ -94,7 +94,7 @@ def postgres_backend(postgres_loaded: Loaded) -> Runner:
 def milvus_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
     """Milvus Lite for real (FLAT: exact search), one database per session."""
     pytest.importorskip("milvus_lite")
-    from adapters.vectors.milvus import MilvusVectorStore
+    from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
     path = str(tmp_path_factory.mktemp("milvus") / "milvus.db")
     store = vector_runners.load(MilvusVectorStore(path, "query_cases", vector_runners.DIMENSION,
@@ -105,7 +105,7 @@ def milvus_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]
 
 @pytest.fixture(scope="session")
 def es_fake_backend() -> Iterator[Runner]:
-    from adapters.vectors.elasticsearch import ElasticsearchVectorStore
+    from mmdm.adapters.vectors.elasticsearch import ElasticsearchVectorStore
     from tests.fakes.fake_elasticsearch import FakeElasticsearch
 
     server = FakeElasticsearch().start()

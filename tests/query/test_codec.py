@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from query import (AST_VERSION, Compare, DslSemanticError, Op, Query, QueryJsonError, from_json,
+from mmdm.query import (AST_VERSION, Compare, DslSemanticError, Op, Query, QueryJsonError, from_json,
                    parse, to_json)
 
 from .cases import VALID

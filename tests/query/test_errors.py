@@ -6,9 +6,9 @@ import contextlib
 
 import pytest
 
-from query import (Compare, DslSemanticError, DslSyntaxError, Node, Not, Op, Query, QueryError,
+from mmdm.query import (Compare, DslSemanticError, DslSyntaxError, Node, Not, Op, Query, QueryError,
                    UnsupportedFeatureError, check_query, compile_sql, parse)
-from query.ast import Span
+from mmdm.query.ast import Span
 
 from .cases import ERRORS, Case
 

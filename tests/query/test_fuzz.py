@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from query import (Compare, Has, Not, Op, Query, QueryError, Semantic, and_, from_json, or_,
+from mmdm.query import (Compare, Has, Not, Op, Query, QueryError, Semantic, and_, from_json, or_,
                    parse, to_dsl, to_json)
-from query import schema
-from query.ast import depth
-from query.schema import Role, Type
+from mmdm.query import schema
+from mmdm.query.ast import depth
+from mmdm.query.schema import Role, Type
 
 from .conftest import oracle
 from .dataset import RECORDS

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from query import parse
-from query.compile.es import compile_es
-from query.compile.milvus import compile_milvus
+from mmdm.query import parse
+from mmdm.query.compile.es import compile_es
+from mmdm.query.compile.milvus import compile_milvus
 
 from .cases import VALID, VECTOR_CASES, Case
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from query import DslSemanticError, DslSyntaxError, parse, parse_params
+from mmdm.query import DslSemanticError, DslSyntaxError, parse, parse_params
 
 from .conftest import oracle
 

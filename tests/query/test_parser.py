@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-import query
-from query import (And, Compare, Const, Has, Not, Op, Or, Query, Semantic, Span, and_, or_,
+from mmdm import query
+from mmdm.query import (And, Compare, Const, Has, Not, Op, Or, Query, Semantic, Span, and_, or_,
                    parse, to_dsl)
-from query.grammar import DslParser
-from query.parser import parse_tree
+from mmdm.query.grammar import DslParser
+from mmdm.query.parser import parse_tree
 
 from .cases import OFFICIAL_EN, OFFICIAL_ZH, VALID
 

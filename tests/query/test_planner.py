@@ -13,9 +13,9 @@ import bisect
 import numpy as np
 import pytest
 
-from query import Compare, Const, Node, Op, Or, Query, and_, or_, parse, planner
-from query.errors import DslSemanticError
-from query.paging import decode_token, encode_token, fingerprint
+from mmdm.query import Compare, Const, Node, Op, Or, Query, and_, or_, parse, planner
+from mmdm.query.errors import DslSemanticError
+from mmdm.query.paging import decode_token, encode_token, fingerprint
 
 N = 50_000
 LIMITS = planner.Limits(id_batch=1_000, small=2_000, first_fetch=50)

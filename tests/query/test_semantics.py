@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from query import Node, Query, UnsupportedFeatureError, parse
-from query.compile.es import compile_es
-from query.compile.milvus import compile_milvus
+from mmdm.query import Node, Query, UnsupportedFeatureError, parse
+from mmdm.query.compile.es import compile_es
+from mmdm.query.compile.milvus import compile_milvus
 
 from .cases import VALID, VECTOR_CASES, Case
 from .conftest import oracle

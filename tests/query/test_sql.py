@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from query import Compare, Not, Op, Query, compile_sql, compile_where, or_, parse, schema
-from query.compile.sql import like_escape, with_cursor
+from mmdm.query import Compare, Not, Op, Query, compile_sql, compile_where, or_, parse, schema
+from mmdm.query.compile.sql import like_escape, with_cursor
 
 from .conftest import Loaded, oracle
 from .dataset import RECORDS
@@ -154,7 +154,7 @@ def test_very_long_or_runs(sql_loaded: Loaded, mergeable: bool) -> None:
 def test_sort_by_pages_walk_the_order_index(sort: str, pg_dsn: str) -> None:
     """The ORDER BY key is the expression PostgreSQL's *_order indexes hold: with sorting
     priced out, the plan walks the index (a key that differed would still need a Sort)."""
-    from adapters.metadata import open_store
+    from mmdm.adapters.metadata import open_store
 
     store = open_store(pg_dsn)
     page = compile_sql(parse(f"FileName:'a' AND SortBy='{sort}'"), "postgres", "d", "v1",
@@ -169,7 +169,7 @@ def test_sort_by_pages_walk_the_order_index(sort: str, pg_dsn: str) -> None:
 def test_sort_matches_pages_sort_instead_of_walking_an_index(sort: str, pg_dsn: str) -> None:
     """With sorting priced out the planner would walk an index in key order if it could;
     sort_matches leaves it a key no index holds, so the plan must sort."""
-    from adapters.metadata import open_store
+    from mmdm.adapters.metadata import open_store
 
     store = open_store(pg_dsn)
     page = compile_sql(parse(f"Tags.all='rare'{sort}"), "postgres", "d", "v1", limit=10,

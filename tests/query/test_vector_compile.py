@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from query import And, Compare, Const, Has, Not, Op, Or, Query, UnsupportedFeatureError, parse
-from query.compile import es, milvus, vector
+from mmdm.query import And, Compare, Const, Has, Not, Op, Or, Query, UnsupportedFeatureError, parse
+from mmdm.query.compile import es, milvus, vector
 
 ODD = ['plain', 'q"uote', "back\\slash", 'both\\"', "new\nline\r\ttab", "'single'", "ü🚗", ""]
 
 
 @pytest.mark.parametrize("value", ODD)
 def test_quote_is_the_vector_adapters_quoting(value: str) -> None:
-    from adapters.vectors.milvus import quote_literal
+    from mmdm.adapters.vectors.milvus import quote_literal
 
     assert milvus.quote(value) == quote_literal(value)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters.vectors.base import VectorRecord, VectorStore
-from query import Query
-from query.compile.es import compile_es
-from query.compile.milvus import compile_milvus
+from mmdm.adapters.vectors.base import VectorRecord, VectorStore
+from mmdm.query import Query
+from mmdm.query.compile.es import compile_es
+from mmdm.query.compile.milvus import compile_milvus
 
 from .dataset import RECORDS
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.vectors.base import NativeFilter, VectorRecord, VectorStore
+from mmdm.adapters.vectors.base import NativeFilter, VectorRecord, VectorStore
 from tests.fakes.fake_elasticsearch import FakeElasticsearch
 
 _table_numbers = itertools.count()
@@ -55,7 +55,7 @@ def fresh_table() -> str:
 @pytest.fixture(params=["milvus-lite", "es-fake"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "milvus-lite":
-        from adapters.vectors.milvus import MilvusVectorStore, quote_literal
+        from mmdm.adapters.vectors.milvus import MilvusVectorStore, quote_literal
 
         path, client = request.getfixturevalue("milvus_lite")
 
@@ -67,7 +67,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         return Backend(request.param, make_milvus,
                        lambda store, name, value: f"{name} == {quote_literal(value)}")
 
-    from adapters.vectors.elasticsearch import ElasticsearchVectorStore
+    from mmdm.adapters.vectors.elasticsearch import ElasticsearchVectorStore
 
     server = request.getfixturevalue("fake_es")
 

@@ -10,8 +10,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from adapters.errors import AdapterError, ConfigError
-from adapters.vectors.base import VectorRecord
+from mmdm.adapters.errors import AdapterError, ConfigError
+from mmdm.adapters.vectors.base import VectorRecord
 
 from .conftest import Backend, records, unit_rows
 

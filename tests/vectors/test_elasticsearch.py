@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from elasticsearch import Elasticsearch
 
-from adapters.errors import AdapterError, ConfigError
-from adapters.vectors.elasticsearch import ElasticsearchVectorStore, pin_compatibility
+from mmdm.adapters.errors import AdapterError, ConfigError
+from mmdm.adapters.vectors.elasticsearch import ElasticsearchVectorStore, pin_compatibility
 from tests.fakes.fake_elasticsearch import FakeElasticsearch
 
 from .conftest import fresh_table, records, unit_rows

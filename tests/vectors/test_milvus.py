@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from adapters.errors import AdapterError, ConfigError
-from adapters.vectors.milvus import MilvusVectorStore, _milvus_errors, quote_literal
+from mmdm.adapters.errors import AdapterError, ConfigError
+from mmdm.adapters.vectors.milvus import MilvusVectorStore, _milvus_errors, quote_literal
 
 from .conftest import fresh_table, records, unit_rows
 

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from adapters.errors import NotFoundError
-from adapters.metadata import MetadataStore
-from query import parse_params
+from mmdm.adapters.errors import NotFoundError
+from mmdm.adapters.metadata import MetadataStore
+from mmdm.query import parse_params
 
 from .. import deps
 from ..context import ApiContext

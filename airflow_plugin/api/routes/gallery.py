@@ -13,7 +13,7 @@ router = APIRouter(tags=["gallery"])
 
 @cache
 def _page() -> str:
-    return files("airflow_plugin.api").joinpath("static/gallery.html").read_text("utf-8")
+    return files("mmdm.airflow_plugin.api").joinpath("static/gallery.html").read_text("utf-8")
 
 
 @router.get("/", include_in_schema=False)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from adapters.export.job import run_export_job
+from mmdm.adapters.export.job import run_export_job
 
 from .. import deps
 from ..context import ApiContext
