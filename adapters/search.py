@@ -28,7 +28,13 @@ from .jobs.common import ImageLoader
 from .metadata import FileMeta, MetadataStore
 from .metadata.model import FILE_META_COLUMNS
 from .models.base import Embedder
-from .search_sources import SqlFilter, StoreVectors, query_image_input, query_vector
+from .search_sources import (
+    SqlFilter,
+    StoreVectors,
+    joined_filter,
+    query_image_input,
+    query_vector,
+)
 from .storage import OssConfig
 from .vectors.base import VectorStore
 
@@ -248,7 +254,9 @@ class SearchService:
                               query_image_input(self.store, self.loader, dataset_id, version,
                                                 uri))
         return (SqlFilter(self.store, query, dataset_id, version),
-                StoreVectors(self.vector_store, vector, index_set, dataset_id, version))
+                StoreVectors(self.vector_store, vector, index_set, dataset_id, version,
+                             joined_filter(self.store, self.vector_store, query, dataset_id,
+                                           version)))
 
     def _rank(self, dataset_id: str, version: str, query: Query, upload: bytes | None,
               plan: planner.Plan) -> list[planner.Hit]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mmdm.query import Const, Node, Query, UnsupportedFeatureError, compile_sql
+from mmdm.query import Const, Node, Query, UnsupportedFeatureError, compile_sql, compile_where
 from mmdm.query.ast import Semantic
 
 from .errors import AdapterError, NotSupportedError
@@ -17,6 +17,15 @@ from .jobs.common import ImageLoader
 from .metadata import MetadataStore
 from .models.base import Embedder, ImageInput
 from .vectors.base import NativeFilter, VectorStore
+
+
+def joined_filter(store: MetadataStore, vector_store: VectorStore | None, query: Query,
+                  dataset_id: str, version: str) -> tuple[str, dict[str, Any]] | None:
+    """The query's filter as SQL for a vector store that joins the metadata (None otherwise)."""
+    if not getattr(vector_store, "joins_metadata", False):
+        return None
+    where, params = compile_where(query, store.dialect, dataset_id, version)
+    return where.sql(dialect=store.dialect), params
 
 
 class SqlFilter:
@@ -63,15 +72,28 @@ def native_compiler(store: VectorStore) -> Callable[[Node], NativeFilter] | None
 
 
 class StoreVectors:
-    """One query vector against one index set, as the planner's ``VectorSource``."""
+    """One query vector against one index set, as the planner's ``VectorSource``.
+
+    With ``joined_filter`` (a store in the metadata's database: the query's SQL condition over
+    ``file_metas AS f`` and its parameters), it is also a ``JoinedVectorSource``.
+    """
 
     def __init__(self, store: VectorStore, vector: np.ndarray, index_set_id: str,
-                 dataset_id: str, version: str):
+                 dataset_id: str, version: str,
+                 joined_filter: tuple[str, dict[str, Any]] | None = None):
         self.store, self.vector = store, vector
         self.where = {"index_set_id": index_set_id, "dataset_id": dataset_id,
                       "dataset_version": version}
         self.max_top_k = int(store.max_top_k)
         self._compile = native_compiler(store)
+        self.joins_filter = joined_filter is not None
+        self._joined = joined_filter
+
+    def search_joined(self, *, top_k: int, score_threshold: float | None,
+                      exact: bool) -> list[tuple[str, float]]:
+        hits = self.store.search(self.vector, top_k=top_k, score_threshold=score_threshold,
+                                 where=self._joined, exact=exact, **self.where)
+        return [(h.file_meta_id, float(h.score)) for h in hits]
 
     def search(self, *, top_k: int, score_threshold: float | None,
                file_meta_ids: list[str] | None, pushdown: Node) -> list[tuple[str, float]]:

@@ -13,6 +13,14 @@ hits, best first, whatever the filter's selectivity:
   is reached first (a filter that rejects most of the nearest vectors), the plan falls back
   to ``ids``, so no id list is ever longer than one batch.
 
+A vector store in the metadata's own database (pgvector) takes the whole filter as a join
+instead, and the count picks how it searches:
+
+- ``sql, exact``: few matches. Distances over exactly the matching rows, sorted.
+- ``sql, ann``: many matches. The store's ANN index with an iterative scan under the filter,
+  candidates re-ranked by exact distance: approximate, as any ANN index is (bench/vectors.py
+  measures its recall).
+
 The count that picks the strategy stops at ``Limits.small + 1``, so planning never scans every
 match. This module takes small protocol objects; ``adapters/search.py`` binds them to SQL and a
 vector store.
@@ -67,6 +75,18 @@ class VectorSource(Protocol):
                file_meta_ids: list[str] | None, pushdown: Node) -> list[tuple[str, float]]:
         """``(file_meta_id, score)`` of the ``top_k`` best above the threshold, best first,
         restricted to ``file_meta_ids`` and to ``pushdown`` (a filter it can express)."""
+        ...
+
+
+class JoinedVectorSource(VectorSource, Protocol):
+    """A vector index set in the filter's own database: it applies the whole filter itself."""
+
+    joins_filter: bool
+
+    def search_joined(self, *, top_k: int, score_threshold: float | None,
+                      exact: bool) -> list[tuple[str, float]]:
+        """The ``top_k`` best matches of the filter above the threshold, best first; exact
+        distances over every match, or through an ANN index (``exact=False``)."""
         ...
 
 
@@ -203,6 +223,20 @@ def _over_fetch(src: FilterSource, vectors: VectorSource, top_k: int | None,
         fetch = _next_fetch(fetch, len(found), len(survivors), top_k, cap)
 
 
+def _joined(src: FilterSource, vectors: JoinedVectorSource, top_k: int,
+            threshold: float | None, exact: bool, limits: Limits, plan: Plan) -> list[Hit]:
+    if exact:
+        plan.strategy = (f"sql, exact: <= {limits.small} matches, distances over exactly "
+                         "those rows in the database, sorted")
+    else:
+        plan.strategy = (f"sql, ann: more than {limits.small} matches, the ANN index scanned "
+                         "under the filter (iterative scan), candidates re-ranked exactly")
+    found = vectors.search_joined(top_k=top_k, score_threshold=threshold, exact=exact)
+    plan.searches += 1
+    pks = src.restrict([fid for fid, _ in found])
+    return [Hit(fid, score, pks[fid]) for fid, score in found if fid in pks]
+
+
 def _count(src: FilterSource, limits: Limits, plan: Plan) -> int:
     n = src.count(limits.small + 1)
     plan.filter_count, plan.count_capped = min(n, limits.small + 1), n > limits.small
@@ -217,6 +251,8 @@ def ranked(src: FilterSource, vectors: VectorSource, query: Query, *, top_k: int
     if n == 0:
         plan.strategy = "none: nothing matches the filter"
         return []
+    if top_k is not None and getattr(vectors, "joins_filter", False):
+        return _joined(src, vectors, top_k, threshold, n <= limits.small, limits, plan)
     if n <= limits.small:
         plan.strategy = (f"ids: {n} matches <= {limits.small}, the search is restricted to "
                          f"their ids in batches of <= {limits.id_batch}")

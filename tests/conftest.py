@@ -21,6 +21,7 @@ os.environ.update({
 })
 
 import uuid  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
@@ -60,7 +61,7 @@ def throwaway_database(admin_dsn: str, prefix: str) -> Iterator[str]:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield admin_dsn.rsplit("/", 1)[0] + "/" + name
+        yield urlunsplit(urlsplit(admin_dsn)._replace(path="/" + name))
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,6 +71,22 @@ def throwaway_database(admin_dsn: str, prefix: str) -> Iterator[str]:
 def pg_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A throw-away database, dropped after the test."""
     with throwaway_database(pg_admin_dsn, "mmdm_test") as dsn:
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def pgvector_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The embedded PostgreSQL (pgvector, pg_trgm) that mmdm ships as its default database;
+    the machine's server has no pgvector. Started once, stopped when the session ends."""
+    from mmdm.adapters.metadata.embedded import embedded_postgres_url
+
+    return embedded_postgres_url(tmp_path_factory.mktemp("embedded-pg") / "pg")
+
+
+@pytest.fixture
+def pgvector_dsn(pgvector_admin_dsn: str) -> Iterator[str]:
+    """A throw-away database on the embedded server."""
+    with throwaway_database(pgvector_admin_dsn, "mmdm_vec") as dsn:
         yield dsn
 
 

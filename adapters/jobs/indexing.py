@@ -10,7 +10,7 @@ from ..metadata import FileMeta, MetadataStore
 from ..models.base import Embedder
 from ..progress import ProgressCallback
 from ..storage import OssConfig
-from ..vectors.base import VectorRecord, VectorStore
+from ..vectors.base import VectorRecord, VectorStore, unit_vectors
 from .common import ImageLoader, open_job
 from .runner import FileJobRunner, JobSummary, Outcome, RetryPolicy, call_with_retries, fail_job
 
@@ -61,6 +61,9 @@ def run_index_job(
                    resume_job_id=resume_job_id)
     policy = retry or RetryPolicy()
     loader = ImageLoader(oss_config, signed_urls=signed_urls)
+    # A store in the metadata's own database (pgvector) writes each unit's vectors in the
+    # transaction that marks its files indexed: a killed job cannot leave one without the other.
+    same_transaction = getattr(vector_store, "store", None) is store
 
     def work(unit: list[FileMeta]) -> list[Outcome]:
         images, loaded, out = [], [], []
@@ -76,8 +79,10 @@ def run_index_job(
             vectors = call_with_retries(lambda: embedder.embed_images(images), policy)
         except Exception as exc:
             return out + [(m, exc) for m in loaded]
-        records = [VectorRecord(index_set, m.file_meta_id, m.dataset_id, m.dataset_version,
-                                m.uri, v) for m, v in zip(loaded, vectors)
+        if same_transaction:  # checked here, written in commit()
+            return out + [(m, _checked(v, vector_store.dimension))
+                          for m, v in zip(loaded, vectors)]
+        records = [_record(index_set, m, v) for m, v in zip(loaded, vectors)
                    if not isinstance(v, BaseException)]
         try:
             if records:
@@ -87,7 +92,10 @@ def run_index_job(
         return out + list(zip(loaded, vectors))
 
     def commit(results: list[Outcome]) -> None:
-        store.mark_indexed(job.job_id, [m for m, _ in results])
+        with store.transaction():
+            if same_transaction:
+                vector_store.upsert([_record(index_set, m, v) for m, v in results])
+            store.mark_indexed(job.job_id, [m for m, _ in results])
 
     try:
         vector_store.ensure_table()
@@ -98,11 +106,30 @@ def run_index_job(
             store, job, target="index", concurrency=max_concurrency,
             unit_size=embedder.max_batch, progress=progress, shard=shard)
         summary = runner.run(work, commit)
+        built = getattr(vector_store, "build_index", lambda: None)()
+        if built:
+            store.append_job_log(job.job_id, f"Built the ANN index: {built}")
     except BaseException as exc:
         fail_job(store, job.job_id, exc)
         raise
     summary.extra |= {"IndexSetId": index_set, "RemovedVectors": removed}
     return summary
+
+
+def _record(index_set: str, meta: FileMeta, vector: Any) -> VectorRecord:
+    return VectorRecord(index_set, meta.file_meta_id, meta.dataset_id, meta.dataset_version,
+                        meta.uri, vector)
+
+
+def _checked(vector: Any, dimension: int) -> Any:
+    """The vector, or the input error its upsert would raise (a per-file failure)."""
+    if isinstance(vector, BaseException):
+        return vector
+    try:
+        unit_vectors(vector, dimension)
+    except AdapterError as exc:
+        return exc
+    return vector
 
 
 def _redo_lost_vectors(store: MetadataStore, vector_store: VectorStore, job_id: str,
@@ -121,8 +148,9 @@ def _drop_deleted(store: MetadataStore, vector_store: VectorStore, dataset_id: s
                   version: str, index_set: str) -> int:
     removed = 0
     while batch := store.deleted_indexed_files(dataset_id, version):
-        vector_store.delete(index_set, [m.file_meta_id for m in batch])
-        store.clear_index_state([m.pk for m in batch if m.pk is not None])
+        with store.transaction():  # one transaction when the vectors live in the same database
+            vector_store.delete(index_set, [m.file_meta_id for m in batch])
+            store.clear_index_state([m.pk for m in batch if m.pk is not None])
         removed += len(batch)
     return removed
 

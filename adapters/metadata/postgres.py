@@ -16,6 +16,7 @@ from .store import MetadataStore
 # version turns lossy: ANDed with a folder substring it made the engine recheck 1M rows for
 # 12k candidates (bench/dsl.py --explain, before file_dirs).
 MIN_WORK_MEM = "64MB"
+SCHEMA_LOCK = 0x6D6D646D  # "mmdm"
 
 
 class PostgresMetadataStore(MetadataStore):
@@ -26,6 +27,10 @@ class PostgresMetadataStore(MetadataStore):
         conn.execute("SELECT set_config('work_mem', %s, false) WHERE pg_size_bytes("
                      "current_setting('work_mem')) < pg_size_bytes(%s)",
                      (MIN_WORK_MEM, MIN_WORK_MEM))
+        # psycopg prepares a statement after five runs, and PostgreSQL may then settle on a
+        # generic plan that ignores how selective this call's filter is (measured: 200 ms and
+        # short vector results at 0.01 %, bench/vectors.py). Plan every run for its values.
+        conn.execute("SET plan_cache_mode = force_custom_plan")
         self.dsn = dsn
         super().__init__(conn)
 
@@ -54,6 +59,11 @@ class PostgresMetadataStore(MetadataStore):
 
     def _modulo(self, column: str) -> str:
         return f"MOD({column}, ?)"  # "%" would read as a placeholder
+
+    def lock_schema(self) -> None:
+        # One transaction-scoped advisory lock for every schema change mmdm makes: processes
+        # opening a new database at once would otherwise race on its catalogs.
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
 
     def _schema_version(self) -> int:
         row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()

@@ -128,8 +128,13 @@ class MetadataStore(JobWorkMixin):
     def _schema_version(self) -> int:
         raise NotImplementedError
 
+    def lock_schema(self) -> None:
+        """Inside a transaction: wait until no other connection changes the schema, until
+        commit. ``CREATE ... IF NOT EXISTS`` is not safe against a concurrent creator."""
+
     def _migrate(self) -> None:
         with self.transaction():
+            self.lock_schema()
             self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = self._schema_version()
             for version, statements in migration_statements(self.dialect, current):

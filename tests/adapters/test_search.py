@@ -1,7 +1,8 @@
 """SearchService on both SQL engines: exact vector results at every selectivity, paging, errors.
 
 The expected answers come from the oracle evaluator and brute force (``search_data.exact``);
-the vector store is the exact numpy index, and Milvus Lite for real in the last tests.
+the vector store is the exact numpy index, and Milvus Lite and pgvector for real in the last
+tests.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from mmdm.adapters.errors import ConfigError, NotFoundError
 from mmdm.adapters.metadata import FileMeta, open_store
 from mmdm.adapters.models.local import LocalImageEmbedder
 from mmdm.adapters.search import SearchPage, SearchService
+from mmdm.adapters.vectors.pgvector import AnnIndex, PgVectorStore
 from mmdm.query import DslSemanticError, UnsupportedFeatureError, parse, planner, select_rows
+from tests.conftest import throwaway_database
 from tests.fakes.numpy_vectors import NumpyVectorStore
 
 from . import search_data as data
@@ -300,3 +303,65 @@ def test_milvus_lite_takes_the_pushed_down_filter(loaded: data.Loaded, milvus_in
     want = data.exact(loaded, same, data.text_vector("sun"), 15, None)
     assert [m.file_meta_id for m, _ in page.items] == [i for i, _ in want]
     assert "the pushable filter" in page.plan
+
+
+# -- pgvector on the embedded PostgreSQL: the whole filter joined in SQL ----------------------
+
+
+@pytest.fixture(scope="module")
+def pg_loaded(pgvector_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[data.Loaded]:
+    with throwaway_database(pgvector_admin_dsn, "mmdm_search") as dsn:
+        store = open_store(dsn)
+        yield data.load(store, tmp_path_factory.mktemp("pgsearch"))
+        store.close()
+
+
+@pytest.fixture(scope="module", params=["ivfflat", "hnsw"])
+def pgvector_index(pg_loaded: data.Loaded, request: pytest.FixtureRequest) -> PgVectorStore:
+    # IVFFlat probing every list it has is exact, so its answers must equal brute force; HNSW
+    # is approximate even here, so it is held to a recall floor.
+    ann = AnnIndex(kind=request.param, min_rows=1, rows_per_list=100, probes=64)
+    store = PgVectorStore(pg_loaded.store, f"search_{request.param}", data.DIM, ann=ann)
+    data.fill(store, pg_loaded.dataset_id, pg_loaded.metas)
+    assert store.build_index() == f"{request.param} index over {data.N - data.N // 50} rows"
+    return store
+
+
+@pytest.mark.parametrize("matches", [2, 30, 600, 1_500, 3_000])
+@pytest.mark.parametrize(("top_k", "threshold"), [(5, None), (150, 0.1)])
+def test_pgvector_joins_the_filter_and_agrees_with_exact_search(
+        pg_loaded: data.Loaded, pgvector_index: PgVectorStore, matches: int, top_k: int,
+        threshold: float | None) -> None:
+    text = (f"Content:'red car' AND DataSize < {matches} AND NOT Tags.all='mod7-2' "
+            f"AND TopK={top_k} AND MaxResults=40")
+    if threshold is not None:
+        text += f" AND ScoreThreshold={threshold}"
+    pages, items = all_pages(service(pg_loaded, pgvector_index), pg_loaded, text)
+    want = data.exact(pg_loaded, parse(text), data.text_vector("red car"), top_k, threshold)
+    exact = matches <= LIMITS.small
+    assert ("sql, exact" if exact else "sql, ann") in pages[0].plan
+    wanted = {i for i, _ in want}
+    assert {i for i, _ in items} <= {m.file_meta_id for m in pg_loaded.metas
+                                     if m.file_meta_id in wanted or not exact}
+    scores = [s for _, s in items]
+    assert scores == sorted(scores, reverse=True)
+    if exact or pgvector_index.ann.kind == "ivfflat":
+        assert [i for i, _ in items] == [i for i, _ in want], pages[0].plan
+        assert scores == pytest.approx([s for _, s in want], abs=1e-5)
+    else:
+        assert len(items) == len(want)
+        assert len({i for i, _ in items} & wanted) >= 0.9 * len(want)
+    matching = {r["DatasetFileMetaId"] for r in select_rows(parse(text), [
+        m.to_record() for m in pg_loaded.metas])}
+    assert {i for i, _ in items} <= matching  # never a file outside the filter
+
+
+def test_pgvector_without_an_ann_index_stays_exact(pg_loaded: data.Loaded) -> None:
+    store = PgVectorStore(pg_loaded.store, "search_noann", data.DIM, ann=AnnIndex(kind="none"))
+    data.fill(store, pg_loaded.dataset_id, pg_loaded.metas)
+    assert store.build_index() is None
+    text = "Content:'kite' AND DataSize >= 100 AND TopK=30"
+    _, items = all_pages(service(pg_loaded, store), pg_loaded, text)
+    want = data.exact(pg_loaded, parse(text), data.text_vector("kite"), 30, None)
+    assert [i for i, _ in items] == [i for i, _ in want]

@@ -109,6 +109,13 @@ CHILD = textwrap.dedent("""
     if kind == "tag":
         tagger = DashScopeTagger(api_key=key, base_url=base_url)
         run_tagging_job(store, ds, "v1", tagger=tagger, prompt="driving", max_concurrency=2)
+    elif kind == "index-pgvector":
+        from mmdm.adapters.vectors.pgvector import PgVectorStore
+
+        embedder = DashScopeEmbedder(api_key=key, base_url=base_url,
+                                     model="tongyi-embedding-vision-plus", dimension=64)
+        run_index_job(store, ds, "v1", embedder=embedder, max_concurrency=2,
+                      vector_store=PgVectorStore(store, "vecs", 64))
     else:
         embedder = DashScopeEmbedder(api_key=key, base_url=base_url,
                                      model="tongyi-embedding-vision-plus", dimension=64)
@@ -171,3 +178,45 @@ def test_killed_jobs_resume_without_duplicates_or_lost_tags(sqlite_store, fake_d
     assert (resumed.status, resumed.completed) == ("Succeeded", 60)
     ids = vectors.file_meta_ids(resumed.extra["IndexSetId"])
     assert len(ids) == len(set(ids)) == 60
+
+
+def test_killed_pgvector_index_job_never_reports_a_file_without_its_vector(
+        pgvector_dsn, fake_dashscope, tmp_path):
+    """Vectors and index state commit together: after a SIGKILL every file marked indexed has
+    its vector and every vector its mark, and a plain resume finishes the rest."""
+    from mmdm.adapters.metadata import open_store
+    from mmdm.adapters.vectors.pgvector import PgVectorStore
+
+    store = open_store(pgvector_dsn)
+    ds = make_version(store, tmp_path / "imgs", 60)
+    fake_dashscope.latency = 0.05
+    args = [pgvector_dsn, fake_dashscope.base_url, fake_dashscope.api_key, "-"]
+    killed = _run_and_kill(store, [*args, "index-pgvector", ds], "SemanticIndex", 10)
+
+    def unmatched() -> tuple[int, int]:
+        marked_only = store.fetchone(
+            "SELECT COUNT(*) FROM file_metas f WHERE f.semantic_index_job_id IS NOT NULL AND "
+            "NOT EXISTS (SELECT 1 FROM vecs v WHERE v.file_meta_id = f.file_meta_id)")[0]
+        vector_only = store.fetchone(
+            "SELECT COUNT(*) FROM vecs v JOIN file_metas f ON f.file_meta_id = v.file_meta_id "
+            "WHERE f.semantic_index_job_id IS NULL")[0]
+        return marked_only, vector_only
+
+    done = _outcomes(store, killed.job_id).get("DONE", 0)
+    assert 10 <= done < 60
+    assert unmatched() == (0, 0)
+    assert store.fetchone("SELECT COUNT(*) FROM vecs")[0] == done
+
+    embedder = DashScopeEmbedder(api_key=fake_dashscope.api_key, base_url=fake_dashscope.base_url,
+                                 model="tongyi-embedding-vision-plus", dimension=64)
+    vectors = PgVectorStore(store, "vecs", 64)
+    calls = fake_dashscope.calls["embedding"]
+    resumed = run_index_job(store, ds, "v1", embedder=embedder, vector_store=vectors,
+                            resume_job_id=killed.job_id)
+    assert (resumed.job_id, resumed.status, resumed.completed) == (killed.job_id, "Succeeded", 60)
+    embedded = fake_dashscope.calls["embedding"] - calls
+    assert embedded <= 60 - done  # nothing redone: no vector was lost
+    ids = vectors.file_meta_ids(resumed.extra["IndexSetId"])
+    assert len(ids) == len(set(ids)) == 60 and unmatched() == (0, 0)
+    assert not any("had no vector" in line for line in store.job_logs(killed.job_id))
+    store.close()

@@ -1,4 +1,5 @@
-"""Vector-store backends for the contract suite: Milvus Lite for real, Elasticsearch as a fake.
+"""Vector-store backends for the contract suite: Milvus Lite and pgvector (on the embedded
+PostgreSQL) for real, Elasticsearch as a fake.
 
 One Milvus Lite database and one fake server per test module (Milvus Lite takes ~0.5 s per
 collection and one process per path); each test gets fresh tables, so tests stay independent.
@@ -52,8 +53,32 @@ def fresh_table() -> str:
     return f"vectors_{next(_table_numbers)}"
 
 
-@pytest.fixture(params=["milvus-lite", "es-fake"])
+@pytest.fixture(scope="module")
+def pgvector_metadata(pgvector_admin_dsn: str) -> Iterator[Any]:
+    """A PostgreSQL metadata store (one throw-away database per module) holding the tables."""
+    from mmdm.adapters.metadata import open_store
+    from tests.conftest import throwaway_database
+
+    with throwaway_database(pgvector_admin_dsn, "mmdm_vec") as dsn:
+        store = open_store(dsn)
+        yield store
+        store.close()
+
+
+@pytest.fixture(params=["milvus-lite", "es-fake", "pgvector"])
 def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "pgvector":
+        from psycopg import sql
+
+        from mmdm.adapters.vectors.pgvector import PgVectorStore
+
+        metadata = request.getfixturevalue("pgvector_metadata")
+
+        def make_pg(dimension: int, table: str | None = None, **options: Any) -> VectorStore:
+            return PgVectorStore(metadata, table or fresh_table(), dimension, **options)
+
+        return Backend(request.param, make_pg, lambda store, name, value: sql.SQL(
+            "v.{} = {}").format(sql.Identifier(name), sql.Literal(value)))
     if request.param == "milvus-lite":
         from mmdm.adapters.vectors.milvus import MilvusVectorStore, quote_literal
 

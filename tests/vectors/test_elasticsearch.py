@@ -56,6 +56,11 @@ def test_requests_ask_for_es8_compatibility(fake_es: FakeElasticsearch) -> None:
 
 
 def test_client_defaults_are_refused_by_an_8x_server(fake_es: FakeElasticsearch) -> None:
+    import elasticsearch
+
+    if int(elasticsearch.__versionstr__.split(".")[0]) < 9:  # an 8.x client speaks 8 anyway
+        make(fake_es, compat_major=None).ensure_table()
+        return
     with pytest.raises(ConfigError, match="compat_major"):
         make(fake_es, compat_major=None).ensure_table()
 
