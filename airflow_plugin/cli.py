@@ -27,10 +27,9 @@ def _workspace(args: argparse.Namespace) -> Path:
 
 
 def _store(args: argparse.Namespace) -> MetadataStore:
-    url = args.metadata or os.environ.get("MMDM_METADATA_URL")
-    if not url:
-        url = str(_workspace(args) / "metadata.db")
-    return open_store(url)
+    from mmdm.adapters.metadata.embedded import workspace_store_url
+
+    return open_store(args.metadata or workspace_store_url(_workspace(args)))
 
 
 def _print_progress(p) -> None:
@@ -98,7 +97,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmdm", description=__doc__)
     parser.add_argument("--workspace", help=f"workspace folder (default ./{DEFAULT_WORKSPACE})")
-    parser.add_argument("--metadata", help="metadata store URL (default: SQLite in the workspace)")
+    parser.add_argument("--metadata", help="metadata store URL (default: the workspace's "
+                        "embedded PostgreSQL; sqlite:///path.db for a single-process store)")
     sub = parser.add_subparsers(dest="command", required=True)
     qs = sub.add_parser("quickstart", help="sample images through the whole pipeline, in Airflow")
     qs.add_argument("--per-scene", type=int, default=8, help="images per sample folder")

@@ -2,8 +2,9 @@
 
 Generates sample images, registers them, runs the ``mmdm_dataset_pipeline`` DAG (build → tag →
 index → export) and the Asset-scheduled ``mmdm_training`` DAG with ``dag.test()``, then shows a
-DSL search and an image-to-image search. Embedded defaults: SQLite metadata, the offline local
-model, Milvus Lite, a local folder — all inside the workspace folder.
+DSL search and an image-to-image search. Embedded defaults: PostgreSQL with pgvector (metadata
+and vectors, one server shared by every process), the offline local model, a local folder — all
+inside the workspace folder.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def report(workspace: Path) -> None:
     tagged = store.fetchone("SELECT COUNT(*) FROM file_metas WHERE dataset_id = ? AND "
                             "tag_job_id IS NOT NULL", (ds.dataset_id,))[0]
     embedder = embedder_for()
-    vectors = vector_store_for(None, "mmdm_file_vectors", embedder.dimension)
+    vectors = vector_store_for(None, "mmdm_file_vectors", embedder.dimension, store)
     search = SearchService(store, vector_store=vectors, embedder=embedder)
     print(f"Files: {store.count_file_metas(ds.dataset_id, 'v1')}, tagged: {tagged}, vectors: "
           f"{vectors.count(search.index_set_for(ds.dataset_id, 'v1'))}")

@@ -6,6 +6,11 @@ fresh process gives a clean peak RSS):
   milvus-flat       Milvus Lite through MilvusVectorStore, FLAT index (exact)
   milvus-autoindex  Milvus Lite, AUTOINDEX (faiss HNSW M=16 efConstruction=200, ef=64)
   milvus-hnsw       Milvus Lite, HNSW (same parameters as AUTOINDEX there)
+  pgvector          the embedded PostgreSQL with pgvector, searched the way users search:
+                    SearchService with the DSL filter ``DataSize < m`` joined in SQL (file i has
+                    DataSize i), at every selectivity of ``--selectivities``; the planner goes
+                    exact under its count threshold and through the ANN index (``--ann``) above
+                    it. Printed beside numpy exact search under the same filter.
 
 Inserts go through the adapter's ``upsert`` (what indexing jobs call). Then a flush seals the
 segments, and Milvus Lite compacts them and builds their indexes in a background thread: the
@@ -19,6 +24,7 @@ the hard case for ANN (neighbours are nearly equidistant); real embeddings clust
     python bench/vectors.py --sizes 20000,100000,1000000     # 1M: Milvus Lite needs ~8 min
     python bench/vectors.py --backends numpy,milvus-flat --queries 20
     python bench/vectors.py --sizes 20000 --clusters 1000
+    python bench/vectors.py --sizes 1000000 --clusters 1000 --backends numpy,pgvector
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-BACKENDS = ("numpy", "milvus-flat", "milvus-autoindex", "milvus-hnsw")
+BACKENDS = ("numpy", "milvus-flat", "milvus-autoindex", "milvus-hnsw", "pgvector")
 _CHUNK = 10_000  # vectors are generated per chunk from a fixed seed, identically in every process
 
 
@@ -128,9 +134,91 @@ def run_milvus(n: int, dimension: int, qs: np.ndarray, args: argparse.Namespace)
             "flush_s": flush_s}
 
 
+def run_pgvector(n: int, dimension: int, qs: np.ndarray, args: argparse.Namespace) -> dict:
+    import psycopg
+
+    from mmdm.adapters.metadata import open_store
+    from mmdm.adapters.metadata.embedded import embedded_postgres_url, release_embedded_postgres
+    from mmdm.adapters.search import SearchService
+    from mmdm.adapters.vectors.base import VectorRecord
+    from mmdm.adapters.vectors.pgvector import AnnIndex, PgVectorStore
+    from mmdm.query import parse
+
+    url = embedded_postgres_url(Path(args.workdir) / "pg")
+    store = open_store(url)
+    ds = store.create_dataset("bench", "oss://bench/").dataset_id
+    store.create_version(ds)
+    t = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        with cur.copy("COPY file_metas (file_meta_id, dataset_id, dataset_version, uri, "
+                      "file_name, file_dir, file_name_folded, file_dir_folded, data_size) "
+                      "FROM STDIN") as copy:
+            for i in range(n):
+                name = f"{i:08d}.jpg"
+                copy.write_row((f"dfm-{i:08d}", ds, "v1", f"oss://b/{name}", name, "", name,
+                                "", i))
+        conn.execute("VACUUM ANALYZE file_metas")
+    metas_s = time.perf_counter() - t
+
+    kind, *params = args.ann.split(":")
+    ann = AnnIndex(kind=kind, **{k: int(v) for k, v in (x.split("=") for x in params)})
+    vecs = PgVectorStore(store, "bench", dimension, ann=ann)
+    data = vectors(n, dimension, args.clusters)
+    t = time.perf_counter()
+    for start in range(0, n, args.batch):
+        vecs.upsert([VectorRecord("bench", f"dfm-{i:08d}", ds, "v1", f"oss://b/{i:08d}.jpg",
+                                  data[i]) for i in range(start, min(n, start + args.batch))])
+    insert_s = time.perf_counter() - t
+    t = time.perf_counter()
+    built = vecs.build_index(force=True)
+    store.execute("VACUUM ANALYZE bench")
+    flush_s = time.perf_counter() - t
+    disk = store.fetchone("SELECT pg_total_relation_size('bench'), "
+                          "COALESCE(pg_relation_size(to_regclass('bench_ann')), 0)")
+
+    dim = dimension
+
+    class QueryEmbedder:  # "q<j>" is query vector j
+        model, dimension, max_batch, supports_text = "bench", dim, 1, True
+
+        def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
+            return [qs[int(text[1:])] for text in texts]
+
+    search = SearchService(store, vector_store=vecs, embedder=QueryEmbedder(),
+                           index_set_id="bench")
+    filtered = {}
+    for s in args.selectivities:
+        m = max(1, int(round(n * s)))
+        latencies, numpy_ms, found, short, plans = [], [], 0, 0, set()
+        for j, q in enumerate(qs):
+            text = f"Content:'q{j}' AND DataSize < {m} AND TopK=10 AND MaxResults=10"
+            query = parse(text)
+            t = time.perf_counter()
+            page = search.search(ds, "v1", query)
+            latencies.append(time.perf_counter() - t)
+            plans.add(page.plan.splitlines()[2].split(":")[1].strip())
+            t = time.perf_counter()
+            expected = {f"dfm-{i:08d}" for i in (exact_top(data[:m], q) if m > 10
+                                                 else range(m))}
+            numpy_ms.append(time.perf_counter() - t)
+            got = {meta.file_meta_id for meta, _ in page.items}
+            found += len(got & expected)
+            short += len(got) < min(10, m)
+        filtered[s] = {"p50": float(np.percentile(latencies, 50) * 1000),
+                       "p95": float(np.percentile(latencies, 95) * 1000),
+                       "numpy_p50": float(np.percentile(numpy_ms, 50) * 1000),
+                       "recall": found / (min(10, m) * len(qs)), "short": short,
+                       "plan": ", ".join(sorted(plans)), "matches": m}
+    store.close()
+    release_embedded_postgres(Path(args.workdir) / "pg")  # the child ends with os._exit
+    return {"latencies": [], "recall": filtered[args.selectivities[0]]["recall"],
+            "insert_s": insert_s, "flush_s": flush_s, "metas_s": metas_s, "built": built,
+            "table_mb": disk[0] / 2**20, "index_mb": disk[1] / 2**20, "filtered": filtered}
+
+
 def child(args: argparse.Namespace) -> None:
     qs = queries(args.queries, args.dim, args.clusters)
-    runner = run_numpy if args.backend == "numpy" else run_milvus
+    runner = {"numpy": run_numpy, "pgvector": run_pgvector}.get(args.backend, run_milvus)
     result = runner(args.child_size, args.dim, qs, args)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result), flush=True)
@@ -144,7 +232,9 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict:
     try:
         cmd = [sys.executable, __file__, "--child-size", str(n), "--backend", backend,
                "--dim", str(args.dim), "--queries", str(args.queries), "--batch",
-               str(args.batch), "--clusters", str(args.clusters), "--workdir", workdir]
+               str(args.batch), "--clusters", str(args.clusters), "--workdir", workdir,
+               "--ann", args.ann, "--selectivities",
+               ",".join(str(s) for s in args.selectivities)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
         lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
         if out.returncode != 0 or not lines:
@@ -156,9 +246,25 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def filtered_rows(n: int, r: dict, args: argparse.Namespace) -> list[str]:
+    lines = [f"pgvector at {n:,}: file metas COPY {r['metas_s']:.0f} s, vector upserts "
+             f"{n / r['insert_s']:,.0f} rows/s ({r['insert_s']:.0f} s), {r['built']} in "
+             f"{r['flush_s']:.0f} s; table {r['table_mb']:,.0f} MB of which ANN index "
+             f"{r['index_mb']:,.0f} MB; ANN settings {args.ann}",
+             "| filter (DataSize < m) | matches | plan | pgvector p50 ms | p95 ms | recall@10 "
+             "| short results | numpy exact p50 ms |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for s, f in r["filtered"].items():
+        lines.append(f"| {float(s):.2%} | {f['matches']:,} | {f['plan']} | {f['p50']:.1f} | "
+                     f"{f['p95']:.1f} | {f['recall']:.3f} | {f['short']} | "
+                     f"{f['numpy_p50']:.1f} |")
+    return lines
+
+
 def row(backend: str, n: int, r: dict) -> str:
     if "error" in r:
         return f"| {backend} | {n:,} | error: {r['error']} ||||||||"
+    if not r["latencies"]:
+        return f"| {backend} | {n:,} | see the filtered table below ||||||||"
     ms = np.asarray(r["latencies"]) * 1000
     rate = f"{n / r['insert_s']:,.0f}" if "insert_s" in r else "—"
     insert = f"{r['insert_s']:.1f}" if "insert_s" in r else "—"
@@ -178,6 +284,12 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=0,
                         help="draw vectors around this many centres (0: uniform random)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per backend run")
+    parser.add_argument("--ann", default="ivfflat",
+                        help="pgvector's ANN index: ivfflat|hnsw|none, optionally with "
+                             "AnnIndex fields, e.g. hnsw:m=16:ef_search=100 or ivfflat:probes=16")
+    parser.add_argument("--selectivities", default="1,0.1,0.01,0.001,0.0001",
+                        type=lambda s: [float(x) for x in s.split(",")],
+                        help="pgvector: fractions of the files the filter keeps")
     parser.add_argument("--child-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--backend", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -196,9 +308,14 @@ def main() -> None:
     # load avg: the machine's 1-minute load after the run; above the CPU count, other work
     # was competing and the timings read high.
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    later = []
     for n in (int(s) for s in args.sizes.split(",")):
         for backend in backends:
-            print(row(backend, n, measure(backend, n, args)), flush=True)
+            result = measure(backend, n, args)
+            print(row(backend, n, result), flush=True)
+            if "filtered" in result:
+                later += ["", *filtered_rows(n, result, args)]
+    print("\n".join(later))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Two DAGs from one definition: ``mmdm_dataset_pipeline`` (manual, Full or Increment from the
 run's parameters) and ``mmdm_dataset_pipeline_incremental`` (hourly, Increment: only new,
 changed or failed files cost model calls). Connections decide the backends: with none defined
-this runs on the embedded defaults (SQLite, the offline local model, Milvus Lite); define
+this runs on the embedded defaults (PostgreSQL with pgvector, the offline local model); define
 ``mmdm_metadata_default`` (postgres), ``mmdm_dashscope_default``, ``mmdm_embedding_default``
 (DashScope or EAS) and ``mmdm_vectors_default`` (Milvus or Elasticsearch) for production.
 The export's Asset triggers ``mmdm_training``.

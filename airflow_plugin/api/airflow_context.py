@@ -18,7 +18,7 @@ def _store() -> MetadataStore:
 
 def _search(store: MetadataStore) -> SearchService:
     embedder = embedder_for()
-    vectors = vector_store_for(DEFAULT_VECTOR_CONN, VECTOR_TABLE, embedder.dimension)
+    vectors = vector_store_for(DEFAULT_VECTOR_CONN, VECTOR_TABLE, embedder.dimension, store)
     return SearchService(store, vector_store=vectors, embedder=embedder,
                          oss_config=OssHook().get_config())
 

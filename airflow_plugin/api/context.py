@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.metadata.embedded import workspace_store_url
 from mmdm.adapters.search import SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
 
@@ -78,20 +79,21 @@ class ApiContext:
 
 def embedded_context(workspace: Path, store_url: str | None = None, *,
                      vectors: bool = True) -> ApiContext:
-    """The embedded defaults without Airflow: SQLite in the workspace (or ``store_url``), the
-    offline local embedder and Milvus Lite in the workspace, as the quickstart builds them."""
+    """The embedded defaults without Airflow: the workspace's embedded PostgreSQL (or
+    ``store_url``), the offline local embedder and the default vector store, as the quickstart
+    builds them."""
 
     def store() -> MetadataStore:
-        return open_store(store_url or str(workspace / "metadata.db"))
+        return open_store(store_url or workspace_store_url(workspace))
 
     def search(store: MetadataStore) -> SearchService:
         if not vectors:
             return SearchService(store)
         from mmdm.adapters.models import open_embedder
-        from mmdm.adapters.vectors.milvus import MilvusVectorStore
+        from mmdm.adapters.vectors.default import default_vector_store
 
         embedder = open_embedder("local")
-        table = MilvusVectorStore(str(workspace / "milvus.db"), VECTOR_TABLE, embedder.dimension)
+        table = default_vector_store(store, workspace, VECTOR_TABLE, embedder.dimension)
         return SearchService(store, vector_store=table, embedder=embedder)
 
     return ApiContext(store, search_factory=search, workspace=workspace,

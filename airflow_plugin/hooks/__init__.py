@@ -1,8 +1,9 @@
 """Hooks: each turns an Airflow connection into an mmdm adapter. Secrets stay inside them.
 
 Every operator names a default connection id (``mmdm_metadata_default``, ``mmdm_vectors_default``,
-…). When that default is not defined, the embedded default runs instead (SQLite, Milvus Lite,
-the offline local model), so moving to production is adding connections, not editing DAGs.
+…). When that default is not defined, the embedded default runs instead (the workspace's
+PostgreSQL with pgvector, the offline local model), so moving to production is adding
+connections, not editing DAGs.
 """
 
 from __future__ import annotations

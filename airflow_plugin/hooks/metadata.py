@@ -9,6 +9,7 @@ from airflow.sdk import BaseHook
 
 from mmdm.adapters.errors import ConfigError
 from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.metadata.embedded import workspace_store_url
 
 from . import optional_connection
 
@@ -16,7 +17,7 @@ DEFAULT_WORKSPACE = "mmdm-workspace"
 
 
 def workspace_dir() -> Path:
-    """The embedded defaults' folder (SQLite metadata, Milvus Lite, exports)."""
+    """The embedded defaults' folder (the embedded PostgreSQL, exports, thumbnails)."""
     return Path(os.environ.get("MMDM_WORKSPACE", DEFAULT_WORKSPACE)).resolve()
 
 
@@ -26,7 +27,7 @@ class MetadataStoreHook(BaseHook):
     The connection is either a ``postgres`` connection (the postgres provider's type: host,
     port, login, password, schema = database) or an ``mmdm_metadata`` connection whose host
     is an SQLite file path. Without a connection: ``MMDM_METADATA_URL``, else the embedded
-    SQLite file in the workspace.
+    PostgreSQL in the workspace, which every process of the workspace shares.
 
     :param metadata_conn_id: connection id; ``None``/``"local"`` for the embedded default,
         which is also used when the default connection is not defined.
@@ -45,7 +46,7 @@ class MetadataStoreHook(BaseHook):
     def store_url(self) -> str:
         conn = optional_connection(self.metadata_conn_id, self.default_conn_name)
         if conn is None:
-            return os.environ.get("MMDM_METADATA_URL") or str(workspace_dir() / "metadata.db")
+            return workspace_store_url(workspace_dir())
         if conn.conn_type == "postgres":
             from airflow.providers.postgres.hooks.postgres import PostgresHook
 

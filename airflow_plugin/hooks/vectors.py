@@ -5,7 +5,9 @@ from __future__ import annotations
 from airflow.sdk import BaseHook
 
 from mmdm.adapters.errors import ConfigError
+from mmdm.adapters.metadata import MetadataStore
 from mmdm.adapters.vectors.base import VectorStore
+from mmdm.adapters.vectors.default import default_vector_store
 
 from . import optional_connection
 from .metadata import workspace_dir
@@ -44,12 +46,14 @@ class MilvusHook(BaseHook):
 DEFAULT_VECTOR_CONN = "mmdm_vectors_default"
 
 
-def vector_store_for(conn_id: str | None, table: str, dimension: int) -> VectorStore:
+def vector_store_for(conn_id: str | None, table: str, dimension: int,
+                     store: MetadataStore) -> VectorStore:
     """The store a connection names: ``mmdm_milvus`` or the Elasticsearch provider's
-    ``elasticsearch`` type; Milvus Lite in the workspace when there is none."""
+    ``elasticsearch`` type. Without one: pgvector in the metadata's PostgreSQL when it has the
+    extension (the embedded default), else Milvus Lite in the workspace."""
     conn = optional_connection(conn_id, DEFAULT_VECTOR_CONN)
     if conn is None:
-        return MilvusHook(None).get_vector_store(table, dimension)
+        return default_vector_store(store, workspace_dir(), table, dimension)
     conn_type = conn.conn_type
     if conn_type == MilvusHook.conn_type:
         return MilvusHook(conn_id).get_vector_store(table, dimension)

@@ -18,7 +18,7 @@ class DatasetVersionOperator(BaseOperator):
     :param dataset: dataset id (``d-…``) or name. Templated.
     :param version: version name, e.g. ``v1``. Templated.
     :param metadata_conn_id: the metadata store's connection (PostgreSQL or SQLite); when the
-        default one is not defined, the embedded SQLite store in the mmdm workspace.
+        default one is not defined, the embedded PostgreSQL in the mmdm workspace.
     """
 
     template_fields: Sequence[str] = ("dataset", "version")

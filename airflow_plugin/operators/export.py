@@ -26,7 +26,8 @@ class _SearchingOperator(DatasetVersionOperator):
         (``QueryTagsIncludeAll``, ``QueryFileName``, …). Templated.
     :param embedding_conn_id: for text/image queries: the connection that indexed the version
         (without one, the offline local model, which embeds images only).
-    :param vector_conn_id: the vector database (without one, Milvus Lite in the workspace).
+    :param vector_conn_id: the vector database (without one, pgvector beside the metadata,
+        or Milvus Lite in the workspace beside SQLite metadata).
     :param table: the vector table the version was indexed into.
     """
 
@@ -54,7 +55,7 @@ class _SearchingOperator(DatasetVersionOperator):
         if not q.semantic:
             return SearchService(store)
         embedder = embedder_for(self.embedding_conn_id, self.embedding_model)
-        vectors = vector_store_for(self.vector_conn_id, self.table, embedder.dimension)
+        vectors = vector_store_for(self.vector_conn_id, self.table, embedder.dimension, store)
         return SearchService(store, vector_store=vectors, embedder=embedder)
 
     def oss_config(self):  # type: ignore[no-untyped-def]

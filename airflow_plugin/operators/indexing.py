@@ -22,8 +22,8 @@ class SemanticIndexOperator(DatasetVersionOperator):
     :param embedding_conn_id: DashScope or EAS connection; the offline local model without one.
     :param embedding_model: model name on that connection. Templated.
     :param dimension: vector size where the model offers several.
-    :param vector_conn_id: Milvus or Elasticsearch connection; Milvus Lite in the mmdm
-        workspace without one.
+    :param vector_conn_id: Milvus or Elasticsearch connection; without one, pgvector beside
+        the metadata (Milvus Lite in the workspace beside SQLite metadata).
     :param table: collection / index name. Templated.
     :param mode: ``Increment`` or ``Full``. Templated.
     :param max_concurrency: embedding calls in flight.
@@ -59,9 +59,11 @@ class SemanticIndexOperator(DatasetVersionOperator):
         hook = self.metadata_hook()
         with fail_fast():
             embedder = embedder_for(self.embedding_conn_id, self.embedding_model, self.dimension)
-            vectors = vector_store_for(self.vector_conn_id, self.table, embedder.dimension)
+            store = hook.get_store()
+            vectors = vector_store_for(self.vector_conn_id, self.table, embedder.dimension,
+                                       store)
             summary = run_index_job(
-                hook.get_store(), self.dataset, self.version, embedder=embedder,
+                store, self.dataset, self.version, embedder=embedder,
                 vector_store=vectors, mode=self.mode, max_concurrency=self.max_concurrency,
                 retry=RetryPolicy(), progress=self.log_progress,
                 oss_config=OssHook(self.oss_conn_id).get_config(),

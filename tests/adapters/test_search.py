@@ -26,7 +26,7 @@ from tests.fakes.numpy_vectors import NumpyVectorStore
 
 from . import search_data as data
 
-LIMITS = planner.Limits(id_batch=500, small=1_000, first_fetch=20)
+LIMITS = planner.Limits(id_batch=500, small=1_000, first_fetch=20, joined_exact=500)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -321,7 +321,7 @@ def pg_loaded(pgvector_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
 def pgvector_index(pg_loaded: data.Loaded, request: pytest.FixtureRequest) -> PgVectorStore:
     # IVFFlat probing every list it has is exact, so its answers must equal brute force; HNSW
     # is approximate even here, so it is held to a recall floor.
-    ann = AnnIndex(kind=request.param, min_rows=1, rows_per_list=100, probes=64)
+    ann = AnnIndex(kind=request.param, min_rows=1, rows_per_list=100, probes=64, max_probes=64)
     store = PgVectorStore(pg_loaded.store, f"search_{request.param}", data.DIM, ann=ann)
     data.fill(store, pg_loaded.dataset_id, pg_loaded.metas)
     assert store.build_index() == f"{request.param} index over {data.N - data.N // 50} rows"
@@ -339,7 +339,7 @@ def test_pgvector_joins_the_filter_and_agrees_with_exact_search(
         text += f" AND ScoreThreshold={threshold}"
     pages, items = all_pages(service(pg_loaded, pgvector_index), pg_loaded, text)
     want = data.exact(pg_loaded, parse(text), data.text_vector("red car"), top_k, threshold)
-    exact = matches <= LIMITS.small
+    exact = matches <= LIMITS.joined_exact
     assert ("sql, exact" if exact else "sql, ann") in pages[0].plan
     wanted = {i for i, _ in want}
     assert {i for i, _ in items} <= {m.file_meta_id for m in pg_loaded.metas

@@ -66,6 +66,7 @@ def test_connections_become_adapters(monkeypatch, tmp_path, fake_oss):
     from mmdm.adapters.models import DashScopeEmbedder, DashScopeTagger, EasGmeEmbedder
     from mmdm.adapters.models import LocalImageEmbedder, LocalPixelTagger
     from mmdm.adapters.vectors.milvus import MilvusVectorStore
+    from mmdm.adapters.vectors.pgvector import PgVectorStore
     from mmdm.airflow_plugin.hooks.metadata import MetadataStoreHook
     from mmdm.airflow_plugin.hooks.models import embedder_for, tagger_for
     from mmdm.airflow_plugin.hooks.oss import OssHook
@@ -85,10 +86,17 @@ def test_connections_become_adapters(monkeypatch, tmp_path, fake_oss):
     with pytest.raises(Exception, match="not defined"):
         embedder_for("missing_conn")
 
-    _conn(monkeypatch, "lite", conn_type="mmdm_milvus", host=str(tmp_path / "m.db"))
-    assert isinstance(vector_store_for("lite", "t", 8), MilvusVectorStore)
     _conn(monkeypatch, "meta", conn_type="mmdm_metadata", host=str(tmp_path / "meta.db"))
-    assert MetadataStoreHook("meta").get_store().dialect == "sqlite"
+    sqlite = MetadataStoreHook("meta").get_store()
+    assert sqlite.dialect == "sqlite"
+    _conn(monkeypatch, "lite", conn_type="mmdm_milvus", host=str(tmp_path / "m.db"))
+    assert isinstance(vector_store_for("lite", "t", 8, sqlite), MilvusVectorStore)
+    # No vector connection: Milvus Lite beside SQLite metadata, pgvector beside the embedded
+    # PostgreSQL (the workspace default, shared by every process).
+    assert isinstance(vector_store_for(None, "t", 8, sqlite), MilvusVectorStore)
+    embedded = MetadataStoreHook(None).get_store()
+    assert embedded.dialect == "postgres"
+    assert isinstance(vector_store_for(None, "t", 8, embedded), PgVectorStore)
     _conn(monkeypatch, "pg", conn_type="postgres", host="db.example", login="u",
           password="p@ss", schema="mmdm", port=5432)
     assert MetadataStoreHook("pg").store_url().startswith("postgresql://u:p%40ss@db.example")

@@ -1,5 +1,6 @@
-"""A dataset version built by the real jobs (scan, local tagger, local embedder into Milvus
-Lite), shared by the API tests, and clients of the app over it."""
+"""A dataset version built by the real jobs (scan, local tagger, local embedder) on the
+workspace's embedded defaults (PostgreSQL with pgvector), shared by the API tests, and clients
+of the app over it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from fastapi.testclient import TestClient
 from mmdm.adapters.jobs.indexing import run_index_job
 from mmdm.adapters.jobs.tagging import run_tagging_job
 from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.metadata.embedded import workspace_store_url
 from mmdm.adapters.models import LOCAL_TAG_DEFINITION, open_embedder, open_tagger
 from mmdm.adapters.samples import generate_samples
 from mmdm.adapters.scan import build_file_metas
-from mmdm.adapters.vectors.milvus import MilvusVectorStore
+from mmdm.adapters.vectors.default import default_vector_store
 from mmdm.airflow_plugin.api import create_api_app, embedded_context
 from mmdm.airflow_plugin.api.context import VECTOR_TABLE
 
@@ -34,7 +36,7 @@ class Built:
 def build_dataset(workspace: Path, name: str = "api-samples") -> Built:
     """The pipeline DAG's steps, called directly: build, tag, index."""
     generate_samples(workspace / "images", per_scene=PER_SCENE)
-    store = open_store(str(workspace / "metadata.db"))
+    store = open_store(workspace_store_url(workspace))
     ds = store.create_dataset(name, (workspace / "images").as_uri())
     store.create_version(ds.dataset_id)
     store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
@@ -43,7 +45,7 @@ def build_dataset(workspace: Path, name: str = "api-samples") -> Built:
     run_tagging_job(store, ds.dataset_id, "v1", tagger=open_tagger("local"),
                     prompt="pixel-statistics")
     embedder = open_embedder("local")
-    vectors = MilvusVectorStore(str(workspace / "milvus.db"), VECTOR_TABLE, embedder.dimension)
+    vectors = default_vector_store(store, workspace, VECTOR_TABLE, embedder.dimension)
     run_index_job(store, ds.dataset_id, "v1", embedder=embedder, vector_store=vectors)
     return Built(workspace, store, ds.dataset_id)
 
