@@ -12,18 +12,25 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
 
 from mmdm.query import Query, compile_sql, planner
-from mmdm.query.compile.sql import NULL_SORT_KEY, CompiledSql, select_columns, sort_column, with_cursor
+from mmdm.query.compile.sql import (
+    NULL_SORT_KEY,
+    CompiledSql,
+    select_columns,
+    sort_column,
+    with_cursor,
+)
 from mmdm.query.errors import DslSemanticError
 from mmdm.query.paging import decode_token, encode_token, fingerprint
 
-from .errors import ConfigError, NotFoundError
+from .errors import AdapterError, ConfigError
+from .index_sets import IndexSet, find_index_set, index_sets
 from .jobs.common import ImageLoader
 from .metadata import FileMeta, MetadataStore
 from .metadata.model import FILE_META_COLUMNS
@@ -38,9 +45,9 @@ from .search_sources import (
 from .storage import OssConfig
 from .vectors.base import VectorStore
 
+IndexOpener = Callable[[IndexSet], tuple[Embedder, VectorStore]]
 DEFAULT_TOP_K = 10  # PAI's TopK default
 DEFAULT_MAX_RESULTS = 10  # PAI's MaxResults default
-INDEXED_STATUSES = ("Succeeded", "PartialFailed")
 # Walking the key order tests about a row a microsecond (PostgreSQL and SQLite, bench/dsl.py).
 WALK_MS_PER_ROW = 0.001
 # Listings count at most this many matches before choosing how to page (exports: no TotalCount).
@@ -63,6 +70,17 @@ class SearchPage:
 
 
 @dataclass(frozen=True)
+class _Index:
+    """What a vector query's ranking depends on besides the query: its image and index set."""
+
+    upload: bytes | None
+    set_id: str | None
+
+    def digest(self) -> str:
+        return _digest(self.upload) + (f":{self.set_id}" if self.set_id else "")
+
+
+@dataclass(frozen=True)
 class _Ranked:
     hits: list[planner.Hit]
     plan: str
@@ -70,14 +88,19 @@ class _Ranked:
 
 
 class SearchService:
-    """Searches one metadata store, and one vector store for VECTOR/MIX queries.
+    """Searches one metadata store, and the vector index sets of its versions.
+
+    A VECTOR/MIX query searches one index set of the version: the one the call names, else
+    ``index_set_id``, else the version's default (``mmdm.adapters.index_sets``). With
+    ``index_opener`` the service opens the model and vector store each index set was built with;
+    without it every index set is searched with the one ``embedder`` and ``vector_store`` given.
 
     Args:
         store: the metadata store.
-        vector_store: where the version's index set lives (VECTOR/MIX only).
-        embedder: the model that embedded the index set (VECTOR/MIX only).
-        index_set_id: the index set; by default the version's latest successful SemanticIndex
-            job's ``indexSetId``.
+        vector_store: where the index sets live, when one store serves all (VECTOR/MIX only).
+        embedder: the model that embedded them (VECTOR/MIX only).
+        index_set_id: the index set searched when a call names none.
+        index_opener: ``IndexSet -> (embedder, vector_store)``, called once per index set.
         oss_config: to read a ``QueryImage`` from OSS.
         limits: where the planner switches strategy.
         cache_s: how long a ranked list is kept for its NextToken pages (re-ranking each page
@@ -86,10 +109,13 @@ class SearchService:
 
     def __init__(self, store: MetadataStore, *, vector_store: VectorStore | None = None,
                  embedder: Embedder | None = None, index_set_id: str | None = None,
+                 index_opener: IndexOpener | None = None,
                  oss_config: OssConfig | None = None, limits: planner.Limits | None = None,
                  cache_s: float = 300.0):
         self.store, self.vector_store, self.embedder = store, vector_store, embedder
         self.index_set_id = index_set_id
+        self.index_opener = index_opener
+        self._opened: dict[str, tuple[Embedder, VectorStore]] = {}
         self.limits = limits or planner.Limits()
         self.loader = ImageLoader(oss_config)
         self.cache_s = cache_s
@@ -97,7 +123,8 @@ class SearchService:
 
     # -- public API -------------------------------------------------------------------------
     def search(self, dataset_id: str, version: str, query: Query, *,
-               query_image: bytes | None = None) -> SearchPage:
+               query_image: bytes | None = None,
+               index_set_id: str | None = None) -> SearchPage:
         """One page of results (PAI's ListDatasetFileMetas).
 
         Raises:
@@ -111,25 +138,30 @@ class SearchService:
         plan = planner.Plan(mode, why)
         if mode == "TAG":
             return self._tag_page(dataset_id, version, query, max_results, plan)
-        return self._vector_page(dataset_id, version, query, query_image, max_results, plan)
+        index = _Index(query_image, index_set_id)
+        return self._vector_page(dataset_id, version, query, index, max_results, plan)
 
     def explain(self, dataset_id: str, version: str, query: Query, *,
-                query_image: bytes | None = None) -> str:
+                query_image: bytes | None = None, index_set_id: str | None = None) -> str:
         """Which plan ran and why: filter count, strategy, rounds (runs the search)."""
-        return self.search(dataset_id, version, query, query_image=query_image).plan
+        return self.search(dataset_id, version, query, query_image=query_image,
+                           index_set_id=index_set_id).plan
 
     def iter_matches(self, dataset_id: str, version: str, query: Query, *,
-                     query_image: bytes | None = None,
-                     page_size: int = 500) -> Iterator[tuple[FileMeta, float | None]]:
+                     query_image: bytes | None = None, page_size: int = 500,
+                     index_set_id: str | None = None,
+                     ) -> Iterator[tuple[FileMeta, float | None]]:
         """Every match, streamed in pages. A vector query without TopK has no cap: every
         match above ScoreThreshold (see ``planner.iter_ranked`` for the order)."""
         for row, score in self.iter_match_rows(dataset_id, version, query,
-                                               query_image=query_image, page_size=page_size):
+                                               query_image=query_image, page_size=page_size,
+                                               index_set_id=index_set_id):
             yield self.store.meta_from_row(row), score
 
     def iter_match_rows(self, dataset_id: str, version: str, query: Query, *,
                         query_image: bytes | None = None, page_size: int = 500,
                         columns: Sequence[str | exp.Expression] = FILE_META_COLUMNS,
+                        index_set_id: str | None = None,
                         ) -> Iterator[tuple[tuple[Any, ...], float | None]]:
         """:meth:`iter_matches` as SQL rows ``(pk, *columns, ...)``, the engine's values as
         they come: exports select a rendered line and decode nothing."""
@@ -139,11 +171,12 @@ class SearchService:
             yield from self._iter_tag(dataset_id, version, query, page_size, columns)
             return
         plan = planner.Plan(mode, why)
+        index = _Index(query_image, index_set_id)
         hits: Iterable[planner.Hit]
         if query.option("TopK") is not None:
-            hits = self._sorted(query, self._rank(dataset_id, version, query, query_image, plan))
+            hits = self._sorted(query, self._rank(dataset_id, version, query, index, plan))
         else:
-            src, vectors = self._sources(dataset_id, version, query, query_image)
+            src, vectors = self._sources(dataset_id, version, query, index)
             hits = planner.iter_ranked(src, vectors, query, limits=self.limits, plan=plan,
                                        threshold=_threshold(query))
         select_list = select_columns(columns, self.store.dialect)
@@ -153,22 +186,50 @@ class SearchService:
                 yield row, scores[row[0]]
 
     def index_set_for(self, dataset_id: str, version: str) -> str:
-        """The index set searched: the configured one, or the version's latest successful
-        SemanticIndex job's, checked against this service's model and table.
+        """The index set searched when a call names none: the configured one, or the version's
+        default, checked against this service's model and table when it has a fixed one.
 
         Raises:
             NotFoundError: the version has no successful semantic index.
             ConfigError: the index was built with another model, dimension or table.
         """
-        if self.index_set_id is not None:
-            return self.index_set_id
-        for job in self.store.list_jobs(dataset_id, version, "SemanticIndex"):  # newest first
-            spec = job.job_spec
-            if job.status in INDEXED_STATUSES and spec.get("indexSetId"):
-                self._check_spec(spec)
-                return str(spec["indexSetId"])
-        raise NotFoundError(f"dataset {dataset_id!r} version {version!r} has no successful "
-                            "SemanticIndex job: index it first, or pass index_set_id")
+        return self.open_index(dataset_id, version)[0]
+
+    def open_index(self, dataset_id: str, version: str, index_set_id: str | None = None
+                   ) -> tuple[str, Embedder, VectorStore]:
+        """``(index set id, embedder, vector store)`` of the index set a search uses.
+
+        Raises:
+            NotFoundError: no successful semantic index (by that id).
+            ConfigError: no way to open it (see the class docstring).
+        """
+        wanted = index_set_id or self.index_set_id
+        if self.index_opener is None:
+            if self.vector_store is None or self.embedder is None:
+                raise ConfigError("a VECTOR or MIX query needs a vector store and an embedding "
+                                  "model: configure the dataset's index connections")
+            if wanted is not None:
+                return wanted, self.embedder, self.vector_store
+            index = find_index_set(self.store, dataset_id, version)
+            self._check_spec(index)
+            return index.index_set_id, self.embedder, self.vector_store
+        index = find_index_set(self.store, dataset_id, version, wanted)
+        if index.index_set_id not in self._opened:
+            self._opened[index.index_set_id] = self.index_opener(index)
+        return (index.index_set_id, *self._opened[index.index_set_id])
+
+    def describe_index_sets(self, dataset_id: str, version: str) -> list[dict[str, Any]]:
+        """The version's index sets in PAI's casing, the default first, each with whether its
+        model embeds text (``SupportsText``) or why it cannot be opened (``Unavailable``)."""
+        out = []
+        for i, index in enumerate(index_sets(self.store, dataset_id, version)):
+            try:
+                _, embedder, _ = self.open_index(dataset_id, version, index.index_set_id)
+            except AdapterError as exc:
+                out.append({**index.to_pai(i == 0), "Unavailable": str(exc)})
+                continue
+            out.append(index.to_pai(i == 0, bool(getattr(embedder, "supports_text", True))))
+        return out
 
     # -- TAG --------------------------------------------------------------------------------
     def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
@@ -227,14 +288,14 @@ class SearchService:
         return self.store.fetchall(compiled.sql, compiled.params)
 
     # -- VECTOR / MIX -----------------------------------------------------------------------
-    def _vector_page(self, dataset_id: str, version: str, query: Query, upload: bytes | None,
+    def _vector_page(self, dataset_id: str, version: str, query: Query, index: _Index,
                      max_results: int, plan: planner.Plan) -> SearchPage:
-        fp = fingerprint(query, dataset_id, version, _digest(upload))
+        fp = fingerprint(query, dataset_id, version, index.digest())
         token = query.option("NextToken")
         offset = 0 if token is None else _offset(decode_token(str(token), "vector", fp))
         cached = self._cached(fp) if token is not None else None
         if cached is None:
-            hits = self._sorted(query, self._rank(dataset_id, version, query, upload, plan))
+            hits = self._sorted(query, self._rank(dataset_id, version, query, index, plan))
             cached = self._remember(fp, hits, plan.explain())
         page = cached.hits[offset:offset + max_results]
         end = offset + len(page)
@@ -245,28 +306,26 @@ class SearchService:
         return SearchPage(items, len(cached.hits), next_token, max_results, cached.plan)
 
     def _sources(self, dataset_id: str, version: str, query: Query,
-                 upload: bytes | None) -> tuple[SqlFilter, StoreVectors]:
-        if self.vector_store is None or self.embedder is None:
-            raise ConfigError("a VECTOR or MIX query needs a vector store and an embedding "
-                              "model: configure the dataset's index connections")
-        index_set = self.index_set_for(dataset_id, version)
-        vector = query_vector(self.embedder, query.semantic, upload, lambda uri:
+                 index: _Index) -> tuple[SqlFilter, StoreVectors]:
+        index_set, embedder, vector_store = self.open_index(dataset_id, version, index.set_id)
+        vector = query_vector(embedder, query.semantic, index.upload, lambda uri:
                               query_image_input(self.store, self.loader, dataset_id, version,
                                                 uri))
         return (SqlFilter(self.store, query, dataset_id, version),
-                StoreVectors(self.vector_store, vector, index_set, dataset_id, version,
-                             joined_filter(self.store, self.vector_store, query, dataset_id,
+                StoreVectors(vector_store, vector, index_set, dataset_id, version,
+                             joined_filter(self.store, vector_store, query, dataset_id,
                                            version)))
 
-    def _rank(self, dataset_id: str, version: str, query: Query, upload: bytes | None,
+    def _rank(self, dataset_id: str, version: str, query: Query, index: _Index,
               plan: planner.Plan) -> list[planner.Hit]:
-        src, vectors = self._sources(dataset_id, version, query, upload)
+        src, vectors = self._sources(dataset_id, version, query, index)
         top_k = int(query.option("TopK", DEFAULT_TOP_K))
         hits = planner.ranked(src, vectors, query, top_k=top_k, threshold=_threshold(query),
                               limits=self.limits, plan=plan)
         plan.results = len(hits)
-        plan.notes.append(f"TopK={top_k}, ScoreThreshold={_threshold(query)}; score = "
-                          "similarity to the query vector, the filter adds nothing to it")
+        plan.notes.append(f"index set {vectors.where['index_set_id']}; TopK={top_k}, "
+                          f"ScoreThreshold={_threshold(query)}; score = similarity to the "
+                          "query vector, the filter adds nothing to it")
         return hits
 
     def _sorted(self, query: Query, hits: list[planner.Hit]) -> list[planner.Hit]:
@@ -298,14 +357,14 @@ class SearchService:
             self._ranked.popitem(last=False)
         return entry
 
-    def _check_spec(self, spec: dict[str, Any]) -> None:
-        checks = [("embeddingModel", getattr(self.embedder, "model", None)),
-                  ("dimension", getattr(self.embedder, "dimension", None)),
-                  ("databaseTableName", getattr(self.vector_store, "table", None))]
-        for key, mine in checks:
-            if mine is not None and spec.get(key) is not None and spec[key] != mine:
-                raise ConfigError(f"the index set {spec['indexSetId']!r} was built with "
-                                  f"{key}={spec[key]!r}, but this search uses {mine!r}")
+    def _check_spec(self, index: IndexSet) -> None:
+        checks = [("embeddingModel", index.embedding_model, getattr(self.embedder, "model", None)),
+                  ("dimension", index.dimension, getattr(self.embedder, "dimension", None)),
+                  ("databaseTableName", index.table, getattr(self.vector_store, "table", None))]
+        for key, built, mine in checks:
+            if mine is not None and built and built != mine:
+                raise ConfigError(f"the index set {index.index_set_id!r} was built with "
+                                  f"{key}={built!r}, but this search uses {mine!r}")
 
 
 def sorting_pays(rows: int, matches: int, count_ms: float, page_size: int) -> bool:

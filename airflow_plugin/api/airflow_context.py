@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from mmdm.adapters.index_sets import IndexSet
 from mmdm.adapters.metadata import MetadataStore
+from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.search import SearchService
+from mmdm.adapters.vectors.base import VectorStore
 
 from ..hooks.metadata import MetadataStoreHook, workspace_dir
-from ..hooks.models import embedder_for
+from ..hooks.models import DEFAULT_EMBEDDING_CONN, embedder_for
 from ..hooks.oss import OssHook
 from ..hooks.vectors import DEFAULT_VECTOR_CONN, vector_store_for
-from .context import VECTOR_TABLE, ApiContext
+from .context import ApiContext
 
 
 def _store() -> MetadataStore:
@@ -17,10 +20,14 @@ def _store() -> MetadataStore:
 
 
 def _search(store: MetadataStore) -> SearchService:
-    embedder = embedder_for()
-    vectors = vector_store_for(DEFAULT_VECTOR_CONN, VECTOR_TABLE, embedder.dimension, store)
-    return SearchService(store, vector_store=vectors, embedder=embedder,
-                         oss_config=OssHook().get_config())
+    def open_index(index: IndexSet) -> tuple[Embedder, VectorStore]:
+        # The connections the index job ran with (their default ids when it named none).
+        embedder = embedder_for(index.embedding_connection or DEFAULT_EMBEDDING_CONN,
+                                index.embedding_model, index.dimension or None)
+        return embedder, vector_store_for(index.vector_connection or DEFAULT_VECTOR_CONN,
+                                          index.table, embedder.dimension, store)
+
+    return SearchService(store, index_opener=open_index, oss_config=OssHook().get_config())
 
 
 def airflow_context() -> ApiContext:

@@ -13,10 +13,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mmdm.adapters.index_sets import IndexSet
 from mmdm.adapters.metadata import MetadataStore, open_store
+from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.metadata.embedded import workspace_store_url
 from mmdm.adapters.search import SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
+from mmdm.adapters.vectors.base import VectorStore
 
 VECTOR_TABLE = "mmdm_file_vectors"  # the table the pipeline DAG indexes into
 StoreFactory = Callable[[], MetadataStore]
@@ -80,8 +83,8 @@ class ApiContext:
 def embedded_context(workspace: Path, store_url: str | None = None, *,
                      vectors: bool = True) -> ApiContext:
     """The embedded defaults without Airflow: the workspace's embedded PostgreSQL (or
-    ``store_url``), the offline local embedder and the default vector store, as the quickstart
-    builds them."""
+    ``store_url``); vector queries search each version's index sets with the offline local
+    embedder and the default vector store, as the quickstart builds them."""
 
     def store() -> MetadataStore:
         return open_store(store_url or workspace_store_url(workspace))
@@ -89,12 +92,21 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
     def search(store: MetadataStore) -> SearchService:
         if not vectors:
             return SearchService(store)
+        from mmdm.adapters.errors import ConfigError
         from mmdm.adapters.models import open_embedder
         from mmdm.adapters.vectors.default import default_vector_store
 
-        embedder = open_embedder("local")
-        table = default_vector_store(store, workspace, VECTOR_TABLE, embedder.dimension)
-        return SearchService(store, vector_store=table, embedder=embedder)
+        def open_index(index: IndexSet) -> tuple[Embedder, VectorStore]:
+            # Without Airflow there are no connections: only the offline model can embed a
+            # query, and the vectors are in the workspace's default store.
+            embedder = open_embedder("local", dimension=index.dimension)
+            if embedder.model != index.embedding_model:
+                raise ConfigError(f"index set {index.index_set_id!r} was built with "
+                                  f"{index.embedding_model!r}; this server embeds queries with "
+                                  f"the offline model only ({embedder.model!r})")
+            return embedder, default_vector_store(store, workspace, index.table, index.dimension)
+
+        return SearchService(store, index_opener=open_index)
 
     return ApiContext(store, search_factory=search, workspace=workspace,
                       oss_config=OssConfig.from_env)

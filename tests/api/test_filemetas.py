@@ -147,3 +147,22 @@ def test_user_tags_add_remove_and_search(client, metas_url):
     hidden = client.get(metas_url, params={
         "QueryExpression": f"Tags.all='{ai_tag}' AND DatasetFileMetaId='{meta_id}'"}).json()
     assert hidden["TotalCount"] == 0  # a removed ai tag leaves the effective set
+
+
+def test_index_sets_are_listed_and_chosen_by_id(client, metas_url, built):
+    url = f"/api/v1/datasets/{built.dataset_id}/versions/v1/indexsets"
+    listed = client.get(url).json()
+    assert listed["TotalCount"] == 1
+    index = listed["IndexSets"][0]
+    assert index["IsDefault"] and index["SupportsText"] is False  # the offline model
+    assert (index["TableName"], index["Dimension"]) == ("mmdm_file_vectors", 256)
+    probe = _some_meta(client, metas_url)
+    chosen = client.get(metas_url, params={"QueryImage": probe["Uri"], "TopK": 2,
+                                           "IndexSetId": index["IndexSetId"]})
+    assert chosen.json()["DatasetFileMetas"][0]["DatasetFileMetaId"] == probe["DatasetFileMetaId"]
+    unknown = client.get(metas_url, params={"QueryImage": probe["Uri"], "IndexSetId": "nope"})
+    assert unknown.status_code == 404 and index["IndexSetId"] in unknown.json()["Message"]
+    text = client.get(metas_url, params={"QueryText": "a blue car", "QueryType": "VECTOR"})
+    assert text.status_code == 400 and "images only" in text.json()["Message"]
+    assert client.get(f"/api/v1/datasets/{built.dataset_id}/versions/v9/indexsets"
+                      ).status_code == 404

@@ -86,6 +86,13 @@ def test_loads_all_thumbnails_with_infinite_scroll(page):
     assert "/thumbnails/" in src  # thumbnails only; the full file loads in the viewer
 
 
+def test_text_field_is_disabled_for_an_image_only_index(page):
+    page.wait_for_selector(".card img")
+    page.wait_for_function("() => document.querySelector('#q-index').options.length === 1")
+    assert page.is_disabled("#q-text") and page.is_enabled("#q-image")
+    assert "embeds images only" in page.text_content("#q-index-why")
+
+
 def test_tag_search_and_dsl_search(page):
     _search(page, **{"q-all": "blue", "q-dir": "blue"})
     names = _cards(page)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mmdm.query import (AST_VERSION, Compare, DslSemanticError, Op, Query, QueryJsonError, from_json,
-                   parse, to_json)
+from mmdm.query import (AST_VERSION, Compare, DslSemanticError, Op, Query, QueryJsonError,
+                        from_json, parse, to_json)
 
 from .cases import VALID
 

@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from mmdm.query import (Compare, DslSemanticError, DslSyntaxError, Node, Not, Op, Query, QueryError,
-                   UnsupportedFeatureError, check_query, compile_sql, parse)
+                        UnsupportedFeatureError, check_query, compile_sql, parse)
 from mmdm.query.ast import Span
 
 from .cases import ERRORS, Case

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmdm.query import (Compare, Has, Not, Op, Query, QueryError, Semantic, and_, from_json, or_,
-                   parse, to_dsl, to_json)
+                        parse, to_dsl, to_json)
 from mmdm.query import schema
 from mmdm.query.ast import depth
 from mmdm.query.schema import Role, Type

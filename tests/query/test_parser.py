@@ -9,7 +9,7 @@ import pytest
 
 from mmdm import query
 from mmdm.query import (And, Compare, Const, Has, Not, Op, Or, Query, Semantic, Span, and_, or_,
-                   parse, to_dsl)
+                        parse, to_dsl)
 from mmdm.query.grammar import DslParser
 from mmdm.query.parser import parse_tree
 

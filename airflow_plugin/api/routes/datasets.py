@@ -50,3 +50,15 @@ def get_version(DatasetId: str, VersionName: str,
                 ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
     ds = ctx.store().get_dataset(DatasetId)
     return _version(ctx, ds.dataset_id, VersionName)
+
+
+@router.get("/{DatasetId}/versions/{VersionName}/indexsets")
+def list_index_sets(DatasetId: str, VersionName: str,
+                    ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """The version's semantic index sets, the default (newest) first: model, dimension, table,
+    connections, and ``SupportsText`` (whether a text query can search it)."""
+    store = ctx.store()
+    ds = store.get_dataset(DatasetId)
+    store.get_version(ds.dataset_id, VersionName)
+    sets = ctx.search().describe_index_sets(ds.dataset_id, VersionName)
+    return {"TotalCount": len(sets), "IndexSets": sets}

@@ -57,6 +57,8 @@ LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("PageSize", "integer", "deprecated; MaxResults wins"),
     ("NextToken", "string", "from the previous page"),
     ("ThumbnailMode", "string", "ThumbnailUrl's mode, e.g. w_200 or m_fill,w_100,h_100"),
+    ("IndexSetId", "string", "the index set a vector query searches (default: the version's "
+                             "newest; see .../versions/{VersionName}/indexsets)"),
 )
 _OPENAPI = {"parameters": [
     {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
@@ -80,10 +82,14 @@ def _search(ctx: ApiContext, request: Request, dataset_id: str, params: dict[str
     store = ctx.store()
     ds = store.get_dataset(dataset_id)
     version = deps.version_name(store, ds.dataset_id, params.get("DatasetVersion"))
+    index_set = params.pop("IndexSetId", None)  # mmdm's, not a filter: parse_params refuses it
+    if index_set is not None and not isinstance(index_set, str):
+        raise bad_parameter("IndexSetId", "give one IndexSetId")
     query = parse_params(params)
     mode = query.option("ThumbnailMode")
     parse_mode(None if mode is None else str(mode))  # a bad mode is a 400 now, not per image
-    page = ctx.search().search(ds.dataset_id, version, query, query_image=upload)
+    page = ctx.search().search(ds.dataset_id, version, query, query_image=upload,
+                               index_set_id=index_set or None)
     urls = FileUrls(deps.base_url(request), ds.dataset_id, None if mode is None else str(mode))
     return list_response(page, ds.dataset_id, version, urls)
 
