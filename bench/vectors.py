@@ -24,7 +24,7 @@ the hard case for ANN (neighbours are nearly equidistant); real embeddings clust
     python bench/vectors.py --sizes 20000,100000,1000000     # 1M: Milvus Lite needs ~8 min
     python bench/vectors.py --backends numpy,milvus-flat --queries 20
     python bench/vectors.py --sizes 20000 --clusters 1000
-    python bench/vectors.py --sizes 1000000 --clusters 1000 --backends numpy,pgvector
+    python bench/vectors.py --sizes 100000,1000000 --clusters 1000 --timeout 1200   # the README's
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def row(backend: str, n: int, r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000", help="comma-separated vector counts")
-    parser.add_argument("--backends", default="numpy,milvus-flat,milvus-autoindex")
+    parser.add_argument("--backends", default="numpy,milvus-flat,pgvector")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=50, help="timed searches per backend")
     parser.add_argument("--batch", type=int, default=2000, help="records per upsert call")

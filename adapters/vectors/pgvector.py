@@ -45,7 +45,7 @@ class AnnIndex:
 
     kind: str = "ivfflat"
     rows_per_list: int = 1000  # ivfflat: lists = rows / this, as pgvector suggests (<= 1M rows)
-    probes: int = 8  # ivfflat: lists searched first; the iterative scan adds more if needed
+    probes: int = 12  # ivfflat: lists searched first; the iterative scan adds more if needed
     max_probes: int = 256
     m: int = 24  # hnsw
     ef_construction: int = 128  # hnsw
