@@ -135,11 +135,12 @@ class FileMetaBuilder:
     """Runs one FileMetaBuild over a dataset version. See :func:`build_file_metas`."""
 
     def __init__(self, store: MetadataStore, storage: Storage, dataset_id: str, version: str,
-                 *, max_pixels: int, workers: int | None):
+                 *, max_pixels: int, workers: int | None, allow_empty: bool = False):
         self.store = store
         self.storage = storage
         self.dataset_id = dataset_id
         self.version = version
+        self.allow_empty = allow_empty
         self.examiner = _Examiner(storage, max_pixels, workers)
 
     def run(self, result: ScanResult, meter: ProgressMeter, batch_size: int) -> None:
@@ -164,7 +165,21 @@ class FileMetaBuilder:
                     current = following
             finally:
                 self.examiner.close()
+            self._refuse_emptying(result)
             result.deleted = seen.mark_unseen_deleted()
+
+    def _refuse_emptying(self, result: ScanResult) -> None:
+        """An empty listing of a version that has files is far likelier an unmounted or wrong
+        folder than every file deleted: fail instead of marking them all DELETED."""
+        if result.listed or self.allow_empty:
+            return
+        active = self.store.count_file_metas(self.dataset_id, self.version)
+        if active:
+            raise AdapterError(
+                f"{self.storage.root_uri} lists no files, but version {self.version} has "
+                f"{active} active files: not marking them all DELETED (an unmounted, moved or "
+                "emptied folder?). If they really are gone, run again with allow_empty=True",
+                is_input_error=True)
 
     def _start(self, batch: list[ObjectInfo] | None) -> tuple | None:
         """Look a batch up and send the files that need reading to the examiner."""
@@ -247,6 +262,7 @@ def build_file_metas(
     batch_size: int = 2000,
     workers: int | None = None,
     max_pixels: int | None = None,
+    allow_empty: bool = False,
 ) -> ScanResult:
     """Run a FileMetaBuild job over a STORAGE dataset version and record it as a job.
 
@@ -262,6 +278,8 @@ def build_file_metas(
             (default 8). Local files are read inline: that work is CPU bound.
         max_pixels: images with more pixels are rejected as decompression bombs
             (default: Pillow's ``Image.MAX_IMAGE_PIXELS``).
+        allow_empty: let a listing with no files mark every file of the version DELETED;
+            otherwise that fails the job (a missing or unmounted folder looks the same).
 
     Returns:
         The counts of new, changed, unchanged, restored, deleted, failed and skipped files.
@@ -278,7 +296,8 @@ def build_file_metas(
     result = ScanResult(job.job_id)
     meter = ProgressMeter(lambda p: _log_progress(store, job.job_id, p, progress))
     builder = FileMetaBuilder(store, storage, ds.dataset_id, version, workers=workers,
-                              max_pixels=max_pixels or Image.MAX_IMAGE_PIXELS or 2**63)
+                              max_pixels=max_pixels or Image.MAX_IMAGE_PIXELS or 2**63,
+                              allow_empty=allow_empty)
     try:
         builder.run(result, meter, batch_size)
     except BaseException as exc:

@@ -90,8 +90,10 @@ class FileJobRunner(Generic[R]):
         progress: ProgressCallback | None = None,
         page_size: int = 500,
         shard: tuple[int, int] | None = None,
+        definition: tuple[str, int] | None = None,
     ):
         self.store = store
+        self.definition = definition  # tagging: (prompt_id, revision), see pending_files
         self.job = job
         self.target = target
         self.concurrency = max(1, concurrency)
@@ -107,7 +109,7 @@ class FileJobRunner(Generic[R]):
             page = self.store.pending_files(
                 self.job.dataset_id, self.job.dataset_version, job_id=self.job.job_id,
                 target=self.target, mode=self.job.job_mode, after_pk=after,
-                limit=self.page_size, shard=self.shard)
+                limit=self.page_size, shard=self.shard, definition=self.definition)
             for i in range(0, len(page), self.unit_size):
                 yield page[i:i + self.unit_size]
             if len(page) < self.page_size:
@@ -126,7 +128,8 @@ class FileJobRunner(Generic[R]):
         s.completed, s.failed = self._previous_counts()  # a resumed job keeps its progress
         pending = store.count_pending(self.job.dataset_id, self.job.dataset_version,
                                       job_id=job_id, target=self.target, mode=self.job.job_mode,
-                                      shard=self.shard)
+                                      shard=self.shard,
+                                      definition=self.definition)
         s.total = s.completed + s.failed + pending
         store.start_job(job_id, s.total)
         store.append_job_log(job_id, f"Job started: {pending} files to process "

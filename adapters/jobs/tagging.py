@@ -37,7 +37,9 @@ def run_tagging_job(
         dataset_id: dataset id or name; ``version``: its version name.
         tagger: the model client (DashScope Qwen-VL, or the offline local tagger).
         prompt: the tag definition's id (``pmt-…``) or name.
-        mode: ``Full`` re-tags every ACTIVE file; ``Increment`` only new, changed or failed.
+        mode: ``Full`` re-tags every ACTIVE file; ``Increment`` only files this revision of
+            the definition has not tagged as they are now (new, changed, failed before, or
+            tagged by an older revision or another definition).
         max_concurrency: model calls in flight (PAI suggests at most 5 per GPU).
         describe: also ask for a short description + keywords, stored as the Description.
         retry: backoff for 429 / 5xx / timeouts before a file is recorded as failed.
@@ -79,10 +81,11 @@ def run_tagging_job(
             dropped.append(len(result.dropped))
             description = _description(result) if describe else None
             rows.append((meta, result.tags, description))
-        store.write_ai_tags(job.job_id, definition_row.prompt_id, rows)
+        store.write_ai_tags(job.job_id, definition_row.prompt_id, rows, definition_row.revision)
 
-    runner: FileJobRunner[Any] = FileJobRunner(store, job, target="tag", shard=shard,
-                                               concurrency=max_concurrency, progress=progress)
+    runner: FileJobRunner[Any] = FileJobRunner(
+        store, job, target="tag", shard=shard, concurrency=max_concurrency, progress=progress,
+        definition=(definition_row.prompt_id, definition_row.revision))
     try:
         summary = runner.run(work, commit)
     except BaseException as exc:

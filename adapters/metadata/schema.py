@@ -297,8 +297,23 @@ def _v4(dialect: str) -> list[str]:
     ]
 
 
+def _v5(dialect: str) -> list[str]:
+    """Which revision of a tag definition tagged which content of a file, so Increment re-tags
+    files after a new revision, for another definition, or after the file changed. Existing
+    rows get the revision their job's spec names and the file's last tagged content."""
+    revision = ("json_extract(j.job_spec, '$.promptRevision')" if dialect == "sqlite"
+                else "(j.job_spec::jsonb ->> 'promptRevision')::integer")
+    return [
+        "ALTER TABLE file_tag_sets ADD COLUMN prompt_revision INTEGER",
+        "ALTER TABLE file_tag_sets ADD COLUMN file_fingerprint TEXT",
+        f"UPDATE file_tag_sets SET prompt_revision = (SELECT {revision} FROM jobs j "
+        "WHERE j.job_id = file_tag_sets.job_id), file_fingerprint = (SELECT "
+        "f.tagged_fingerprint FROM file_metas f WHERE f.pk = file_tag_sets.file_pk)",
+    ]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2, _v3, _v4]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -25,12 +25,24 @@ class JobWorkMixin:
     """Mixed into :class:`~mmdm.adapters.metadata.store.MetadataStore`."""
 
     def _pending_where(self: MetadataStore, target: str, mode: str,
-                       shard: tuple[int, int] | None) -> tuple[str, tuple[int, ...]]:
-        """SQL (placeholders: dataset, version, job) plus the shard's parameters."""
-        done = _DONE_COLUMN[target]
+                       shard: tuple[int, int] | None, definition: tuple[str, int] | None = None,
+                       ) -> tuple[str, tuple[Any, ...]]:
+        """SQL (placeholders: dataset, version, job, then the returned parameters).
+
+        Increment tagging is per tag definition: a file is pending unless this revision of
+        this definition tagged its current content (a new revision, another definition, a
+        changed file or an earlier failure all make it pending).
+        """
         sql = ("f.dataset_id = ? AND f.dataset_version = ? AND f.status = 'ACTIVE' AND NOT EXISTS "
                "(SELECT 1 FROM job_files j WHERE j.job_id = ? AND j.file_key = f.file_meta_id)")
-        if mode == "Increment":  # new, changed since its last success, or failed before
+        params: tuple[Any, ...] = ()
+        if mode == "Increment" and target == "tag" and definition is not None:
+            sql += (" AND NOT EXISTS (SELECT 1 FROM file_tag_sets s WHERE s.file_pk = f.pk AND "
+                    "s.prompt_id = ? AND s.prompt_revision = ? AND "
+                    "s.file_fingerprint = f.file_fingerprint)")
+            params = definition
+        elif mode == "Increment":  # new, changed since its last success, or failed before
+            done = _DONE_COLUMN[target]
             sql += f" AND (f.{done} IS NULL OR f.{done} <> f.file_fingerprint)"
         elif mode != "Full":
             raise ValueError(f"JobMode must be Full or Increment, not {mode!r}")
@@ -38,17 +50,18 @@ class JobWorkMixin:
             index, count = shard
             if not 0 <= index < count:
                 raise ValueError(f"shard {index} of {count} does not exist")
-            return sql + f" AND {self._modulo('f.pk')} = ?", (count, index)
-        return sql, ()
+            return sql + f" AND {self._modulo('f.pk')} = ?", (*params, count, index)
+        return sql, params
 
     def pending_files(
         self: MetadataStore, dataset_id: str, dataset_version: str, *, job_id: str,
         target: str, mode: str, after_pk: int = 0, limit: int = 500,
-        shard: tuple[int, int] | None = None,
+        shard: tuple[int, int] | None = None, definition: tuple[str, int] | None = None,
     ) -> list[FileMeta]:
-        """The next page of files the job still has to process (none it already reported)."""
+        """The next page of files the job still has to process (none it already reported).
+        ``definition``: the tag definition's ``(prompt_id, revision)`` a tagging job applies."""
         cols = ", ".join(f"f.{c}" for c in self._META_SELECT.split(", "))
-        where, shard_params = self._pending_where(target, mode, shard)
+        where, shard_params = self._pending_where(target, mode, shard, definition)
         rows = self.fetchall(
             f"SELECT {cols} FROM file_metas f WHERE {where} AND f.pk > ? ORDER BY f.pk LIMIT ?",
             (dataset_id, dataset_version, job_id, *shard_params, after_pk, limit),
@@ -57,8 +70,9 @@ class JobWorkMixin:
 
     def count_pending(self: MetadataStore, dataset_id: str, dataset_version: str, *,
                       job_id: str, target: str, mode: str,
-                      shard: tuple[int, int] | None = None) -> int:
-        where, shard_params = self._pending_where(target, mode, shard)
+                      shard: tuple[int, int] | None = None,
+                      definition: tuple[str, int] | None = None) -> int:
+        where, shard_params = self._pending_where(target, mode, shard, definition)
         row = self.fetchone(f"SELECT COUNT(*) FROM file_metas f WHERE {where}",
                             (dataset_id, dataset_version, job_id, *shard_params))
         return int(row[0])
@@ -84,19 +98,23 @@ class JobWorkMixin:
 
     def write_ai_tags(
         self: MetadataStore, job_id: str, prompt_id: str,
-        results: Sequence[tuple[FileMeta, list[str], str | None]],
+        results: Sequence[tuple[FileMeta, list[str], str | None]], revision: int | None = None,
     ) -> None:
-        """Store each file's tags from ``job_id`` (replacing that definition's older tags) and
+        """Store each file's tags from ``job_id`` (replacing that definition's older tags,
+        and remembering which revision of it and which file content they came from) and
         report the files done, in one transaction."""
         now = now_ms()
         with self.transaction():
             for meta, tags, description in results:
                 self.execute(
-                    "INSERT INTO file_tag_sets (file_pk, prompt_id, job_id, tags, update_time) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (file_pk, prompt_id) DO UPDATE SET "
-                    "job_id = excluded.job_id, tags = excluded.tags, "
-                    "update_time = excluded.update_time",
-                    (meta.pk, prompt_id, job_id, json.dumps(tags, ensure_ascii=False), now),
+                    "INSERT INTO file_tag_sets (file_pk, prompt_id, job_id, tags, update_time, "
+                    "prompt_revision, file_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (file_pk, prompt_id) DO UPDATE SET job_id = excluded.job_id, "
+                    "tags = excluded.tags, update_time = excluded.update_time, "
+                    "prompt_revision = excluded.prompt_revision, "
+                    "file_fingerprint = excluded.file_fingerprint",
+                    (meta.pk, prompt_id, job_id, json.dumps(tags, ensure_ascii=False), now,
+                     revision, meta.file_fingerprint),
                 )
                 extra: dict[str, Any] = {"tag_job_id": job_id, "tag_update_time": now,
                                          "tagged_fingerprint": meta.file_fingerprint}

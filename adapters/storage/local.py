@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import AdapterError, ConfigError, NotFoundError
 from .base import ObjectInfo
 
 
@@ -51,7 +51,13 @@ class LocalStorage:
         # directory entry at a time, whatever the tree's size.
         start = self._path(prefix) if prefix else self._root_str
         if not os.path.isdir(start):
+            if not prefix:  # a missing root is an error, never "every file is gone"
+                raise AdapterError(f"dataset folder {self.root_uri} does not exist or is not a "
+                                   "folder (is its volume mounted?)", is_input_error=True)
             return
+        if not prefix and not os.access(start, os.R_OK | os.X_OK):
+            raise AdapterError(f"dataset folder {self.root_uri} is not readable by this process",
+                               is_input_error=True)
         cut = len(self._root_str) + 1
         stack = [start]
         while stack:

@@ -71,5 +71,6 @@ class SemanticIndexOperator(DatasetVersionOperator):
                 connection_ids={"embeddingConnectionId": self.embedding_conn_id,
                                 "databaseConnectionId": self.vector_conn_id})
         self.log.info("SemanticIndex %s", summary.to_dict())
+        self.check_job(store, summary.job_id)
         hook.close()
         return summary.to_dict()

@@ -52,9 +52,10 @@ class SmartTagOperator(DatasetVersionOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = self.metadata_hook()
+        store = hook.get_store()
         with fail_fast():
             summary = run_tagging_job(
-                hook.get_store(), self.dataset, self.version,
+                store, self.dataset, self.version,
                 tagger=tagger_for(self.dashscope_conn_id, self.model), prompt=self.prompt,
                 mode=self.mode, max_concurrency=self.max_concurrency, describe=self.describe,
                 retry=RetryPolicy(), progress=self.log_progress,
@@ -62,6 +63,7 @@ class SmartTagOperator(DatasetVersionOperator):
                 resume_job_id=self.resume_job_id or None, shard=self.shard,
                 connection_id=self.dashscope_conn_id)
         self.log.info("IntelligentTag %s", summary.to_dict())
+        self.check_job(store, summary.job_id)
         hook.close()
         return summary.to_dict()
 
@@ -80,8 +82,10 @@ class TagRevertOperator(DatasetVersionOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = self.metadata_hook()
+        store = hook.get_store()
         with fail_fast():
-            summary = run_revert_job(hook.get_store(), self.dataset, self.version,
+            summary = run_revert_job(store, self.dataset, self.version,
                                      tag_job_id=self.tag_job_id)
+        self.check_job(store, summary.job_id)
         hook.close()
         return summary.to_dict()

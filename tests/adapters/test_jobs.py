@@ -95,6 +95,25 @@ def test_tagging_writes_ai_tags_and_increment_skips_done_files(store, version):
     assert full.total == 15
 
 
+def test_increment_applies_a_new_revision_and_a_second_definition(store, version):
+    """Increment is per definition revision: a new revision re-tags every file once, a second
+    definition tags every file once, and neither re-tags what it already did."""
+    ds, _ = version
+    tagger = Counting(LocalPixelTagger())
+    assert run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels").completed == 15
+    store.update_prompt("pixels", guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt + " Be brief.")
+    revised = run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels")
+    assert (revised.total, revised.completed) == (15, 15)
+    assert run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels").total == 0
+
+    store.create_prompt("colours-only", {"red": "red things", "blue": "blue things"})
+    calls = tagger.calls
+    other = run_tagging_job(store, ds, "v1", tagger=tagger, prompt="colours-only")
+    assert (other.total, tagger.calls - calls) == (15, 15)
+    assert run_tagging_job(store, ds, "v1", tagger=tagger, prompt="colours-only").total == 0
+    assert run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels").total == 0
+
+
 def test_per_file_failures_are_recorded_and_retried_by_increment(store, version):
     ds, _ = version
     broken = Counting(LocalPixelTagger(), fail_on={"black_"})

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from mmdm.adapters.errors import AdapterError
 from mmdm.adapters.ids import file_meta_id
 from mmdm.adapters.scan import build_file_metas
 from mmdm.adapters.storage import OssConfig, OssStorage
@@ -164,3 +165,26 @@ def test_oss_scan_uses_etags_and_reads_only_headers(store, fake_oss):
     assert (again.unchanged, again.new) == (3, 0)
     gets = [p for method, p in fake_oss.requests if method == "GET" and "list-type" not in p]
     assert all("cut.jpg" in p for p in gets)  # only the failed file is read again
+
+
+def test_a_missing_or_empty_folder_never_marks_the_version_deleted(store, tmp_path):
+    root = tmp_path / "mnt" / "imgs"
+    for i in range(3):
+        _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)))
+    ds = _register(store, root)
+    assert build_file_metas(store, ds, "v1").new == 3
+
+    root.rename(tmp_path / "mnt" / "elsewhere")  # unmounted, or moved away
+    with pytest.raises(AdapterError, match="does not exist or is not a folder") as missing:
+        build_file_metas(store, ds, "v1")
+    assert missing.value.is_input_error
+    job = store.list_jobs(ds, "v1", "FileMetaBuild")[0]
+    assert job.status == "Failed" and any("mounted" in line for line in store.job_logs(job.job_id))
+    assert store.count_file_metas(ds, "v1") == 3
+
+    root.mkdir()  # an empty mount point looks like this
+    with pytest.raises(AdapterError, match="lists no files, but version v1 has 3 active"):
+        build_file_metas(store, ds, "v1")
+    assert store.count_file_metas(ds, "v1") == 3
+    emptied = build_file_metas(store, ds, "v1", allow_empty=True)  # they really are gone
+    assert emptied.deleted == 3 and store.count_file_metas(ds, "v1") == 0

@@ -1,5 +1,6 @@
 """Migrations on stores that hold data: v3 (folded empty descriptions, the SortBy order
-indexes) and v4 (the folders table behind ``FileDir:``)."""
+indexes), v4 (the folders table behind ``FileDir:``) and v5 (tag sets remember the definition
+revision and the file content they came from)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 from mmdm.query import compile_sql, parse
 
 
+def _undo_v5(store: MetadataStore) -> None:
+    """Take a store back to how v4 left it (tag sets without revision and content)."""
+    for column in ("prompt_revision", "file_fingerprint"):
+        store.execute(f"ALTER TABLE file_tag_sets DROP COLUMN {column}")
+    store.execute("UPDATE schema_version SET version = 4")
+
+
 def _undo_v4(store: MetadataStore) -> None:
     """Take a store back to how v3 left it (the folders table and its upkeep gone)."""
+    _undo_v5(store)
     for trigger in ("file_dirs_insert", "file_dirs_update"):
         store.execute(f"DROP TRIGGER IF EXISTS {trigger}"
                       + (" ON file_metas" if store.dialect == "postgres" else ""))
@@ -79,4 +88,33 @@ def test_v4_fills_the_folders_table_and_triggers_keep_it(store: MetadataStore) -
         "SELECT file_dir_folded FROM file_dirs WHERE dataset_id = ?", (ds.dataset_id,))}
     assert folders == {"cars/blue_car/a", "cars/red", "", "x/blue_car", "blue_car/moved",
                        "elsewhere"}
+    reopened.close()
+
+
+def test_v5_remembers_which_revision_tagged_existing_files(store: MetadataStore) -> None:
+    from mmdm.adapters.jobs import run_tagging_job
+    from mmdm.adapters.models import LocalPixelTagger
+
+    ds = store.create_dataset("v5", "oss://b/")
+    store.create_version(ds.dataset_id)
+    store.upsert_file_metas([FileMeta(f"m{i}", ds.dataset_id, "v1", f"oss://b/{i}.jpg",
+                                      f"{i}.jpg", "", file_fingerprint=f"fp{i}")
+                             for i in range(3)])
+    prompt = store.create_prompt("p", {"red": "red things"})
+    store.update_prompt(prompt.prompt_id, guide_prompt="revised")  # revision 2
+    job = store.create_job(ds.dataset_id, "v1", "IntelligentTag",
+                           job_spec={"promptId": prompt.prompt_id, "promptRevision": 2})
+    metas = list(store.iter_file_metas(ds.dataset_id, "v1"))
+    store.write_ai_tags(job.job_id, prompt.prompt_id, [(m, ["red"], None) for m in metas[:2]])
+    _undo_v5(store)  # as v4 left it: tag sets without revision or content
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    rows = reopened.fetchall("SELECT prompt_revision, file_fingerprint FROM file_tag_sets "
+                             "ORDER BY file_pk")
+    assert rows == [(2, "fp0"), (2, "fp1")]
+    # Increment with revision 2 has only the untagged file left (no model call: it fails to
+    # read the file, which is not there, and is recorded).
+    result = run_tagging_job(reopened, ds.dataset_id, "v1", tagger=LocalPixelTagger(),
+                             prompt="p")
+    assert result.total == 1
     reopened.close()

@@ -101,3 +101,35 @@ def test_sharded_run_maps_one_task_per_shard(dagbag, sample_dataset):
         "SELECT jf.file_key FROM job_files jf JOIN jobs j ON j.job_id = jf.job_id "
         "WHERE j.job_action = 'IntelligentTag' AND j.job_spec LIKE ?", ('%"shard": [%',))
     assert len(keys) == len(set(keys)) == 15
+
+
+def _states(run):
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: ti.state for ti in session.query(TaskInstance).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id)}
+
+
+def test_a_failed_job_fails_its_task_and_stops_the_run(dagbag, sample_dataset, fake_dashscope,
+                                                        monkeypatch, tmp_path):
+    """A wrong model key: every file fails, the job ends Failed, and so does the task; the
+    export never runs on an untagged version."""
+    import json
+
+    monkeypatch.setenv("AIRFLOW_CONN_MMDM_DASHSCOPE_DEFAULT", json.dumps({
+        "conn_type": "mmdm_dashscope", "host": fake_dashscope.base_url,
+        "password": "sk-wrong-key"}))
+    conf = {"dataset": "dag-samples", "version": "v1", "mode": "Full",
+            "export_dir": str(tmp_path)}
+    run = dagbag.get_dag("mmdm_dataset_pipeline").test(run_conf=conf)
+    assert run.state == "failed"
+    states = _states(run)
+    assert states["build_file_metas"] == "success"  # 1 corrupt file of 16: within 10 %
+    assert states["smart_tag"] == "failed" and states["export"] == "upstream_failed"
+    store, ds = sample_dataset
+    job = store.list_jobs(ds.dataset_id, "v1", "IntelligentTag")[0]
+    assert (job.status, job.completed_file_count, job.failed_file_count) == ("Failed", 0, 15)
+    assert all("InvalidApiKey" in reason or "401" in reason
+               for _, reason in store.job_file_failures(job.job_id))
