@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse
 
 from .context import ApiContext
 from .errors import install_error_handlers
@@ -38,9 +40,26 @@ def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = Non
 
 
 def airflow_api_app() -> FastAPI:
-    """The app Airflow's api-server mounts: connections from Airflow, login required."""
+    """The app Airflow's api-server mounts: connections from Airflow, login required.
+
+    A page load (``Accept: text/html``) without a login goes to Airflow's login page and comes
+    back after it; API calls get the 401.
+    """
     from airflow.api_fastapi.core_api.security import requires_authenticated
 
     from .airflow_context import airflow_context
 
-    return create_api_app(airflow_context(), auth=requires_authenticated())
+    app = create_api_app(airflow_context(), auth=requires_authenticated())
+
+    @app.exception_handler(HTTPException)
+    async def _login(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+            from airflow.api_fastapi.app import get_auth_manager
+
+            # Airflow's own root (it may be served under a prefix), not this app's.
+            root = request.scope.get("app_root_path", "")
+            login = get_auth_manager().get_url_login(next_url=str(request.url))
+            return RedirectResponse(root + login, status_code=303)
+        return await http_exception_handler(request, exc)
+
+    return app

@@ -37,5 +37,10 @@ def file_meta(store: MetadataStore, dataset_id: str, file_meta_id: str) -> FileM
 
 
 def base_url(request: Request) -> str:
-    """The app's own root URL, including the mount prefix (``/mmdm``) when inside Airflow."""
-    return str(request.base_url).rstrip("/")
+    """The app's own root URL, with the mount prefix (``/mmdm``) when inside Airflow.
+
+    Starlette's ``request.base_url`` is the outermost app's root: a mounted app's own prefix
+    is in the scope's ``root_path`` (with any prefix Airflow itself is served under).
+    """
+    root = request.scope.get("root_path", "")
+    return str(request.url.replace(path=root, query="", fragment="")).rstrip("/")

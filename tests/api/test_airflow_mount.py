@@ -52,3 +52,37 @@ def test_plugins_endpoint_lists_the_app_and_the_nav_view(core, token):
     view = plugin["external_views"][0]
     assert (view["name"], view["href"], view["url_route"], view["destination"]) == (
         "Datasets", "/mmdm/gallery", "mmdm", "nav")
+
+
+def test_a_page_load_without_login_goes_to_airflows_login(core):
+    r = core.get("/mmdm/gallery", headers={"Accept": "text/html,application/xhtml+xml"},
+                 follow_redirects=False)
+    assert r.status_code == 303
+    login, _, query = r.headers["location"].partition("?")
+    assert login.startswith("/auth/") and "login" in login
+    assert "next=http%3A%2F%2Ftestserver%2Fmmdm%2Fgallery" in query
+    assert core.get("/mmdm/api/v1/datasets", headers={"Accept": "application/json"}
+                    ).status_code == 401  # API calls keep their 401
+
+
+def test_file_urls_carry_the_mount_prefix(core, token):
+    """Thumbnails and downloads resolve inside Airflow: every URL the API hands out starts
+    with /mmdm, and fetching it returns the image."""
+    import os
+    from pathlib import Path
+
+    from tests.api.conftest import build_dataset
+
+    built = build_dataset(Path(os.environ["MMDM_WORKSPACE"]), name="mount-samples")
+    auth = {"Authorization": f"Bearer {token}"}
+    r = core.get(f"/mmdm/api/v1/datasets/{built.dataset_id}/datasetfilemetas",
+                 params={"MaxResults": 3}, headers=auth)
+    assert r.status_code == 200, r.text
+    items = r.json()["DatasetFileMetas"]
+    assert len(items) == 3
+    for item in items:
+        for key in ("ThumbnailUrl", "DownloadUrl"):
+            url = item[key]
+            assert url.startswith("http://testserver/mmdm/"), url
+            got = core.get(url.removeprefix("http://testserver"), headers=auth)
+            assert got.status_code == 200 and got.headers["content-type"].startswith("image/")
