@@ -24,6 +24,7 @@ from .errors import AdapterError
 from .ids import file_meta_id
 from .imageprobe import HEAD_BYTES, TAIL_BYTES, ImageInfo, NeedMoreBytes, ProbeError, probe_image
 from .metadata import SCAN_COLUMNS, FileMeta, MetadataStore
+from .metadata.store import LOST_AFTER_S
 from .progress import ProgressCallback, ProgressMeter
 from .storage import (
     LocalStorage, ObjectInfo, OssConfig, Storage, is_supported_image, open_storage,
@@ -290,6 +291,7 @@ def build_file_metas(
         raise AdapterError(f"{ds.dataset_id}/{version} is a logical version; it is fed by import",
                            is_input_error=True)
     storage = storage or open_storage(ver.uri, oss_config)
+    store.fail_lost_jobs(ds.dataset_id, version, LOST_AFTER_S)
     job = store.create_job(ds.dataset_id, version, "FileMetaBuild", job_spec={})
     store.start_job(job.job_id)
     store.append_job_log(job.job_id, f"Job started: scanning {ver.uri}")
@@ -317,5 +319,6 @@ def build_file_metas(
 
 def _log_progress(store: MetadataStore, job_id: str, p, callback: ProgressCallback | None) -> None:
     store.append_job_log(job_id, f"Progress: {p}")
+    store.heartbeat(job_id)
     if callback:
         callback(p)

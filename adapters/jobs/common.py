@@ -6,25 +6,45 @@ from typing import Any
 
 from ..errors import AdapterError
 from ..metadata import FileMeta, Job, MetadataStore
+from ..metadata.store import LOST_AFTER_S
 from ..models.base import ImageInput
 from ..storage import OssConfig, UriReader
 
 
 def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *,
-             mode: str, spec: dict[str, Any], resume_job_id: str | None) -> Job:
-    """A new job, or the job to resume (which must be of the same action and dataset)."""
+             mode: str, spec: dict[str, Any], resume_job_id: str | None,
+             owner: str | None = None) -> Job:
+    """A new job, or the job to resume (which must be of the same action and dataset).
+
+    Running jobs of the version whose worker stopped beating are marked ``Failed`` first. With
+    ``owner`` (e.g. an Airflow task instance), that owner's own interrupted job is resumed
+    instead of starting over: its earlier run died while running, so a retry takes it over.
+    """
     ds = store.get_dataset(dataset_id)
     store.get_version(ds.dataset_id, version)
     if mode not in ("Full", "Increment"):
         raise AdapterError(f"JobMode must be Full or Increment, not {mode!r}", is_input_error=True)
+    store.fail_lost_jobs(ds.dataset_id, version, LOST_AFTER_S)
+    if resume_job_id is None and owner is not None:
+        previous = store.owned_job(owner, action)
+        if previous is not None and _interrupted(previous):
+            resume_job_id = previous.job_id
     if resume_job_id is None:
-        return store.create_job(ds.dataset_id, version, action, job_mode=mode, job_spec=spec)
+        return store.create_job(ds.dataset_id, version, action, job_mode=mode, job_spec=spec,
+                                owner=owner)
     job = store.get_job(resume_job_id)
     if (job.job_action, job.dataset_id, job.dataset_version) != (action, ds.dataset_id, version):
         raise AdapterError(f"job {resume_job_id} is a {job.job_action} job of "
                            f"{job.dataset_id}/{job.dataset_version}", is_input_error=True)
     store.append_job_log(job.job_id, "Job resumed")
     return job
+
+
+def _interrupted(job: Job) -> bool:
+    """Died while running: still ``Running`` (only one run of an owner exists at a time), or
+    marked lost by :meth:`MetadataStore.fail_lost_jobs`."""
+    return job.status == "Running" or (
+        job.status == "Failed" and str(job.result.get("error", "")).startswith("worker lost"))
 
 
 class ImageLoader:

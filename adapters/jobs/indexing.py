@@ -37,10 +37,12 @@ def run_index_job(
     resume_job_id: str | None = None,
     shard: tuple[int, int] | None = None,
     connection_ids: dict[str, str] | None = None,
+    owner: str | None = None,
 ) -> JobSummary:
     """Embed every file that needs it and upsert its vector; drop vectors of deleted files.
 
     Upserts are keyed by (index set, file), so a redone unit never duplicates a vector.
+    ``owner`` (an Airflow task instance): its interrupted job is resumed, not started over.
     ``shard=(index, count)`` limits the job to one shard of the files (see tagging).
     """
     ds = store.get_dataset(dataset_id)
@@ -58,7 +60,7 @@ def run_index_job(
             store, ds.dataset_id, version, index_set):
         mode = "Full"  # fingerprints say "indexed", but into another embedding space
     job = open_job(store, ds.dataset_id, version, "SemanticIndex", mode=mode, spec=spec,
-                   resume_job_id=resume_job_id)
+                   resume_job_id=resume_job_id, owner=owner)
     policy = retry or RetryPolicy()
     loader = ImageLoader(oss_config, signed_urls=signed_urls)
     # A store in the metadata's own database (pgvector) writes each unit's vectors in the

@@ -151,7 +151,9 @@ class FileJobRunner(Generic[R]):
 
             refill()
             while inflight:
-                done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                # Wakes at least every STATUS_CHECK_S, so a slow unit does not stop the beat.
+                done, inflight = wait(inflight, timeout=STATUS_CHECK_S,
+                                      return_when=FIRST_COMPLETED)
                 refill()  # keep every slot busy while this thread commits
                 outcomes = [o for f in done for o in f.result()]
                 self._commit(outcomes, commit, meter)

@@ -29,6 +29,7 @@ def run_tagging_job(
     resume_job_id: str | None = None,
     shard: tuple[int, int] | None = None,
     connection_id: str | None = None,
+    owner: str | None = None,
 ) -> JobSummary:
     """Tag a dataset version's images with a VLM against a tag definition.
 
@@ -45,6 +46,8 @@ def run_tagging_job(
         retry: backoff for 429 / 5xx / timeouts before a file is recorded as failed.
         signed_urls: send OSS files as signed URLs instead of inline bytes.
         resume_job_id: continue a job that was killed; files it finished are not redone.
+        owner: who runs the job (an Airflow task instance): that owner's interrupted job is
+            resumed instead of starting a new one (see ``open_job``).
         shard: ``(index, count)``: only the files of this shard (keys modulo ``count``), so
             parallel tasks split a version without overlap.
 
@@ -58,7 +61,7 @@ def run_tagging_job(
             "promptRevision": definition_row.revision, "modelId": tagger.model,
             "maxConcurrency": max_concurrency, "describe": describe, "shard": shard}
     job = open_job(store, dataset_id, version, "IntelligentTag", mode=mode, spec=spec,
-                   resume_job_id=resume_job_id)
+                   resume_job_id=resume_job_id, owner=owner)
     policy = retry or RetryPolicy()
     loader = ImageLoader(oss_config, signed_urls=signed_urls)
     dropped: list[int] = []

@@ -312,8 +312,19 @@ def _v5(dialect: str) -> list[str]:
     ]
 
 
+def _v6(dialect: str) -> list[str]:
+    """Jobs that can be found lost and taken over: a heartbeat the running job writes, and the
+    owner that started it (an Airflow task instance), so that owner's retry resumes it."""
+    t = _TYPES[dialect]
+    return [
+        f"ALTER TABLE jobs ADD COLUMN heartbeat_time {t['bigint']}",
+        "ALTER TABLE jobs ADD COLUMN owner TEXT",
+        "CREATE INDEX jobs_owner ON jobs (owner)",
+    ]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import NotFoundError
 from ..ids import new_dataset_id, new_job_id, new_prompt_id
-from ..timeutil import now_ms
+from ..timeutil import now_ms, to_iso
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
 from .schema import migration_statements
 from .work import JobWorkMixin
@@ -35,6 +35,11 @@ SCAN_COLUMNS = (
     "meta_attributes", "sync_time", "status",
 )
 FINAL_JOB_STATUSES = ("Succeeded", "PartialFailed", "Failed", "ManuallyStop")
+# The jobs that beat while they run, so a stopped beat means a lost worker: the runner beats
+# every second (with its counters), a scan with its progress. This long without a beat, the
+# worker is taken for lost: well above a slow model call or a big batch's commit.
+LOST_JOB_ACTIONS = ("FileMetaBuild", "IntelligentTag", "SemanticIndex")
+LOST_AFTER_S = 120.0
 
 
 class MetadataStore(JobWorkMixin):
@@ -409,15 +414,48 @@ class MetadataStore(JobWorkMixin):
         job_mode: str = "Full",
         job_spec: dict[str, Any] | None = None,
         description: str | None = None,
+        owner: str | None = None,
     ) -> Job:
+        """A new ``Pending`` job; ``owner`` names who runs it (see :meth:`owned_job`)."""
         job_id = new_job_id()
         self.execute(
             "INSERT INTO jobs (job_id, dataset_id, dataset_version, job_action, job_mode, "
-            "job_spec, description, status, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "job_spec, description, status, create_time, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, dataset_id, dataset_version, job_action, job_mode,
-             json.dumps(job_spec or {}, ensure_ascii=False), description, "Pending", now_ms()),
+             json.dumps(job_spec or {}, ensure_ascii=False), description, "Pending", now_ms(),
+             owner),
         )
         return self.get_job(job_id)
+
+    def owned_job(self, owner: str, job_action: str) -> Job | None:
+        """The newest job of this action that ``owner`` started, if any."""
+        row = self.fetchone(f"SELECT {self._JOB_COLS} FROM jobs WHERE owner = ? AND "
+                            "job_action = ? ORDER BY create_time DESC LIMIT 1",
+                            (owner, job_action))
+        return None if row is None else self._job_from_row(row)
+
+    def heartbeat(self, job_id: str) -> None:
+        """The job's worker is alive (see :meth:`fail_lost_jobs`)."""
+        self.execute("UPDATE jobs SET heartbeat_time = ? WHERE job_id = ?", (now_ms(), job_id))
+
+    def fail_lost_jobs(self, dataset_id: str, dataset_version: str, lost_after_s: float,
+                       actions: Sequence[str] = LOST_JOB_ACTIONS) -> list[str]:
+        """Mark ``Failed`` the running jobs of the version whose worker stopped beating
+        (killed, out of memory, a lost machine); they stay resumable by id."""
+        cutoff = now_ms() - int(lost_after_s * 1000)
+        rows = self.fetchall(
+            "SELECT job_id, COALESCE(heartbeat_time, start_time, create_time) FROM jobs WHERE "
+            f"dataset_id = ? AND dataset_version = ? AND status = 'Running' AND "
+            f"{self._in_list('job_action')} AND "
+            "COALESCE(heartbeat_time, start_time, create_time) < ?",
+            (dataset_id, dataset_version, self._list_param(list(actions)), cutoff))
+        for job_id, beat in rows:
+            reason = (f"worker lost: no heartbeat for {lost_after_s:.0f} s (last "
+                      f"{to_iso(beat)}); resume it with resume_job_id={job_id}")
+            self.append_job_log(job_id, f"Job failed: {reason}", level="ERROR")
+            self.finish_job(job_id, "Failed", {"error": reason})
+        return [job_id for job_id, _ in rows]
 
     def get_job(self, job_id: str) -> Job:
         row = self.fetchone(f"SELECT {self._JOB_COLS} FROM jobs WHERE job_id = ?", (job_id,))
@@ -447,10 +485,11 @@ class MetadataStore(JobWorkMixin):
         return [self._job_from_row(r) for r in rows]
 
     def start_job(self, job_id: str, total_file_count: int = 0) -> None:
+        now = now_ms()
         self.execute(
-            "UPDATE jobs SET status = 'Running', start_time = ?, total_file_count = ? "
-            "WHERE job_id = ?",
-            (now_ms(), total_file_count, job_id),
+            "UPDATE jobs SET status = 'Running', start_time = ?, heartbeat_time = ?, "
+            "total_file_count = ?, finish_time = NULL WHERE job_id = ?",
+            (now, now, total_file_count, job_id),
         )
 
     def update_job_counts(
@@ -458,8 +497,9 @@ class MetadataStore(JobWorkMixin):
     ) -> None:
         self.execute(
             "UPDATE jobs SET total_file_count = COALESCE(?, total_file_count), "
-            "completed_file_count = ?, failed_file_count = ? WHERE job_id = ?",
-            (total, completed, failed, job_id),
+            "completed_file_count = ?, failed_file_count = ?, heartbeat_time = ? "
+            "WHERE job_id = ?",
+            (total, completed, failed, now_ms(), job_id),
         )
 
     def finish_job(self, job_id: str, status: str, result: dict[str, Any] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
 from mmdm.adapters.metadata import MetadataStore
@@ -40,6 +40,15 @@ class DatasetVersionOperator(BaseOperator):
         self.version = version
         self.metadata_conn_id = metadata_conn_id
         self.max_failed_fraction = max_failed_fraction
+
+    @staticmethod
+    def job_owner(context: Context) -> str | None:
+        """This task instance, as the owner of the jobs it starts: a retry of the task then
+        resumes the job an earlier try left running (killed worker, out of memory)."""
+        ti = context.get("ti")
+        if ti is None:
+            return None
+        return f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
 
     def check_job(self, store: MetadataStore, job_id: str) -> None:
         """Fail the task when the job failed, or failed for too many of its files.

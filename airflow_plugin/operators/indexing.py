@@ -28,6 +28,7 @@ class SemanticIndexOperator(DatasetVersionOperator):
     :param mode: ``Increment`` or ``Full``. Templated.
     :param max_concurrency: embedding calls in flight.
     :param resume_job_id: continue a killed job instead of starting a new one. Templated.
+        Without it, a retry of this task resumes the job an earlier try left unfinished.
     :param shard: ``(index, count)``: only this shard of the files, for dynamic task mapping;
         shards never overlap.
     """
@@ -69,7 +70,8 @@ class SemanticIndexOperator(DatasetVersionOperator):
                 oss_config=OssHook(self.oss_conn_id).get_config(),
                 resume_job_id=self.resume_job_id or None, shard=self.shard,
                 connection_ids={"embeddingConnectionId": self.embedding_conn_id,
-                                "databaseConnectionId": self.vector_conn_id})
+                                "databaseConnectionId": self.vector_conn_id},
+                owner=self.job_owner(context))
         self.log.info("SemanticIndex %s", summary.to_dict())
         self.check_job(store, summary.job_id)
         hook.close()

@@ -27,6 +27,7 @@ class SmartTagOperator(DatasetVersionOperator):
     :param describe: also store a short description + keywords as the file's Description.
     :param oss_conn_id: OSS connection for reading ``oss://`` images.
     :param resume_job_id: continue a killed job instead of starting a new one. Templated.
+        Without it, a retry of this task resumes the job an earlier try left unfinished.
     :param shard: ``(index, count)``: only this shard of the files, for dynamic task mapping
         (``.partial(...).expand(shard=[[0, 4], [1, 4], …])``); shards never overlap.
     """
@@ -61,7 +62,7 @@ class SmartTagOperator(DatasetVersionOperator):
                 retry=RetryPolicy(), progress=self.log_progress,
                 oss_config=OssHook(self.oss_conn_id).get_config(),
                 resume_job_id=self.resume_job_id or None, shard=self.shard,
-                connection_id=self.dashscope_conn_id)
+                connection_id=self.dashscope_conn_id, owner=self.job_owner(context))
         self.log.info("IntelligentTag %s", summary.to_dict())
         self.check_job(store, summary.job_id)
         hook.close()

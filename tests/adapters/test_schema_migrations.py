@@ -1,16 +1,27 @@
 """Migrations on stores that hold data: v3 (folded empty descriptions, the SortBy order
-indexes), v4 (the folders table behind ``FileDir:``) and v5 (tag sets remember the definition
-revision and the file content they came from)."""
+indexes), v4 (the folders table behind ``FileDir:``), v5 (tag sets remember the definition
+revision and the file content they came from) and v6 (job heartbeats and owners)."""
 
 from __future__ import annotations
+
+import time
 
 from mmdm.adapters.metadata import FileMeta, MetadataStore, open_store
 from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 from mmdm.query import compile_sql, parse
 
 
+def _undo_v6(store: MetadataStore) -> None:
+    """Take a store back to how v5 left it (jobs without heartbeat and owner)."""
+    store.execute("DROP INDEX jobs_owner")
+    for column in ("heartbeat_time", "owner"):
+        store.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+    store.execute("UPDATE schema_version SET version = 5")
+
+
 def _undo_v5(store: MetadataStore) -> None:
     """Take a store back to how v4 left it (tag sets without revision and content)."""
+    _undo_v6(store)
     for column in ("prompt_revision", "file_fingerprint"):
         store.execute(f"ALTER TABLE file_tag_sets DROP COLUMN {column}")
     store.execute("UPDATE schema_version SET version = 4")
@@ -117,4 +128,21 @@ def test_v5_remembers_which_revision_tagged_existing_files(store: MetadataStore)
     result = run_tagging_job(reopened, ds.dataset_id, "v1", tagger=LocalPixelTagger(),
                              prompt="p")
     assert result.total == 1
+    reopened.close()
+
+
+def test_v6_jobs_keep_working_and_gain_a_heartbeat(store: MetadataStore) -> None:
+    ds = store.create_dataset("v6", "oss://b/")
+    store.create_version(ds.dataset_id)
+    old = store.create_job(ds.dataset_id, "v1", "IntelligentTag")
+    store.start_job(old.job_id)
+    time.sleep(0.01)  # started before the cutoff below
+    _undo_v6(store)
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    # A job that was running when the store was upgraded has no beat: its start time counts.
+    assert reopened.fail_lost_jobs(ds.dataset_id, "v1", lost_after_s=0) == [old.job_id]
+    job = reopened.create_job(ds.dataset_id, "v1", "SemanticIndex", owner="airflow:d/r/t/-1")
+    assert reopened.owned_job("airflow:d/r/t/-1", "SemanticIndex").job_id == job.job_id
+    assert reopened.owned_job("airflow:d/r/t/-1", "IntelligentTag") is None
     reopened.close()

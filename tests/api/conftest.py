@@ -39,8 +39,9 @@ def build_dataset(workspace: Path, name: str = "api-samples") -> Built:
     store = open_store(workspace_store_url(workspace))
     ds = store.create_dataset(name, (workspace / "images").as_uri())
     store.create_version(ds.dataset_id)
-    store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
-                        guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
+    if not any(p.name == "pixel-statistics" for p in store.list_prompts()):  # shared store
+        store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
+                            guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
     build_file_metas(store, ds.dataset_id, "v1")
     run_tagging_job(store, ds.dataset_id, "v1", tagger=open_tagger("local"),
                     prompt="pixel-statistics")

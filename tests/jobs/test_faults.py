@@ -104,11 +104,12 @@ CHILD = textwrap.dedent("""
     from mmdm.adapters.models import DashScopeEmbedder, DashScopeTagger
     from mmdm.adapters.vectors.milvus import MilvusVectorStore
 
-    db, base_url, key, milvus, kind, ds = sys.argv[1:]
+    db, base_url, key, milvus, kind, ds, *owner = sys.argv[1:]
     store = open_store(db)
     if kind == "tag":
         tagger = DashScopeTagger(api_key=key, base_url=base_url)
-        run_tagging_job(store, ds, "v1", tagger=tagger, prompt="driving", max_concurrency=2)
+        run_tagging_job(store, ds, "v1", tagger=tagger, prompt="driving", max_concurrency=2,
+                        owner=owner[0] if owner else None)
     elif kind == "index-pgvector":
         from mmdm.adapters.vectors.pgvector import PgVectorStore
 
@@ -142,7 +143,7 @@ def _run_and_kill(store, args, job_action, at_least):
     finally:
         child.wait()
     assert child.returncode == -signal.SIGKILL
-    job = store.list_jobs(args[-1], "v1", job_action)[0]
+    job = store.list_jobs(args[5], "v1", job_action)[0]
     assert job.status == "Running"  # killed: nothing got to say otherwise
     return job
 
@@ -220,3 +221,37 @@ def test_killed_pgvector_index_job_never_reports_a_file_without_its_vector(
     assert len(ids) == len(set(ids)) == 60 and unmatched() == (0, 0)
     assert not any("had no vector" in line for line in store.job_logs(killed.job_id))
     store.close()
+
+
+def test_a_retry_resumes_its_own_job_and_lost_workers_are_found(sqlite_store, fake_dashscope,
+                                                                 tmp_path, monkeypatch):
+    """The task instance that owned a killed job takes it over on retry; a job nobody comes
+    back for is marked Failed (worker lost) by the next job or scan, and stays resumable."""
+    from mmdm.adapters.scan import build_file_metas
+
+    store = sqlite_store
+    ds = make_version(store, tmp_path / "imgs", 40)
+    fake_dashscope.latency = 0.05
+    args = [str(tmp_path / "metadata.db"), fake_dashscope.base_url, fake_dashscope.api_key,
+            str(tmp_path / "milvus.db")]
+    owner = "airflow:pipeline/manual__1/smart_tag/-1"
+    killed = _run_and_kill(store, [*args, "tag", ds, owner], "IntelligentTag", 8)
+    done_before = _outcomes(store, killed.job_id).get("DONE", 0)
+    tagger = DashScopeTagger(api_key=fake_dashscope.api_key, base_url=fake_dashscope.base_url)
+    calls = fake_dashscope.calls["chat"]
+    retried = run_tagging_job(store, ds, "v1", tagger=tagger, prompt="driving", owner=owner)
+    assert (retried.job_id, retried.status, retried.completed) == (killed.job_id, "Succeeded", 40)
+    assert fake_dashscope.calls["chat"] - calls == 40 - done_before
+
+    store.update_prompt("driving", guide_prompt="Tag the driving scene.")  # all 40 pending
+    lost = _run_and_kill(store, [*args, "tag", ds], "IntelligentTag", 8 + 40)
+    monkeypatch.setattr("mmdm.adapters.metadata.store.LOST_AFTER_S", 0.2)
+    monkeypatch.setattr("mmdm.adapters.scan.LOST_AFTER_S", 0.2)
+    time.sleep(0.5)
+    build_file_metas(store, ds, "v1")  # a scan of the version notices
+    job = store.get_job(lost.job_id)
+    assert job.status == "Failed" and job.result["error"].startswith("worker lost")
+    assert any("worker lost" in line for line in store.job_logs(lost.job_id))
+    resumed = run_tagging_job(store, ds, "v1", tagger=tagger, prompt="driving",
+                              resume_job_id=lost.job_id, mode="Full")
+    assert (resumed.job_id, resumed.status) == (lost.job_id, "Succeeded")
