@@ -24,10 +24,18 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from ..errors import AdapterError, ConfigError
+from ..errors import ConfigError
 from ..metadata import MetadataStore
-from .base import FILTER_FIELDS, VectorHit, VectorRecord, check_top_k, latest_per_id, record_id
-from .base import strictly_above, unit_vectors
+from .base import (
+    FILTER_FIELDS,
+    VectorHit,
+    VectorRecord,
+    check_top_k,
+    latest_per_id,
+    record_id,
+    strictly_above,
+    unit_vectors,
+)
 
 _NAME_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # A row must fit an 8 kB page to stay out of TOAST: 4 bytes a dimension plus the other fields.
