@@ -30,6 +30,7 @@ def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *
         if previous is not None and _interrupted(previous):
             resume_job_id = previous.job_id
     if resume_job_id is None:
+        _refuse_overlap(store, ds.dataset_id, version, action, spec.get("shard"))
         return store.create_job(ds.dataset_id, version, action, job_mode=mode, job_spec=spec,
                                 owner=owner)
     job = store.get_job(resume_job_id)
@@ -38,6 +39,21 @@ def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *
                            f"{job.dataset_id}/{job.dataset_version}", is_input_error=True)
     store.append_job_log(job.job_id, "Job resumed")
     return job
+
+
+def _refuse_overlap(store: MetadataStore, dataset_id: str, version: str, action: str,
+                    shard: Any) -> None:
+    """One live job of an action per version and shard: a second would send the same files to
+    the model again (and two writers of one version's tags contend for the same rows)."""
+    for job in store.list_jobs(dataset_id, version, action):
+        other = job.job_spec.get("shard")
+        disjoint = shard is not None and other is not None and (
+            list(shard)[1] == list(other)[1] and list(shard)[0] != list(other)[0])
+        if job.status == "Running" and not disjoint:
+            raise AdapterError(
+                f"{action} job {job.job_id} is running on {dataset_id}/{version}; a second one "
+                "would process the same files again. Wait for it (or stop it), or split the "
+                "work into shards", retriable=True)
 
 
 def _interrupted(job: Job) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmdm.adapters.errors import AdapterError
 from mmdm.adapters.jobs import run_index_job, run_revert_job, run_tagging_job
 from mmdm.adapters.models import LOCAL_TAG_DEFINITION, LocalImageEmbedder, LocalPixelTagger
 from mmdm.adapters.scan import build_file_metas
@@ -226,3 +227,20 @@ def test_resume_redoes_files_whose_vectors_were_lost(store, version, tmp_path):
     assert sorted(vectors.file_meta_ids(index_set)) == sorted(
         m.file_meta_id for m in _metas(store, ds).values())
     assert any("had no vector" in line for line in store.job_logs(first.job_id))
+
+
+def test_a_second_job_on_a_busy_version_is_refused_unless_shards_split_it(store, version):
+    ds, _ = version
+    busy = store.create_job(ds, "v1", "IntelligentTag", job_spec={"shard": [0, 2]})
+    store.start_job(busy.job_id)  # running, and beating
+    tagger = Counting(LocalPixelTagger())
+    with pytest.raises(AdapterError, match=f"job {busy.job_id} is running") as refused:
+        run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels")
+    assert refused.value.retriable and tagger.calls == 0
+    other = run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels", shard=(1, 2))
+    assert other.status == "Succeeded" and 0 < other.completed < 15  # the other shard's files
+    with pytest.raises(AdapterError, match="split the work into shards"):
+        run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels", shard=(0, 2))
+    store.finish_job(busy.job_id, "Succeeded")
+    rest = run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels")
+    assert rest.completed == 15 - other.completed  # no file sent to the model twice
