@@ -52,6 +52,20 @@ def _tag_sets(ws: Workspace, dataset: str) -> list[tuple[str, str]]:
         "ON f.pk = s.file_pk WHERE f.dataset_id = ?", (ds.dataset_id,))
 
 
+def _gallery_frame(page, timeout: float = 30):
+    """The iframe in which Airflow's UI shows the gallery (the UI mirrors the frame's path
+    into its own URL, so the main frame's URL names the gallery too)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if frame is not page.main_frame and "/mmdm/gallery" in frame.url:
+                return frame
+        page.wait_for_timeout(200)
+    raise TimeoutError(f"no gallery frame in {[f.url for f in page.frames]}")
+
+
 def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
     """Logged out, the gallery sends the browser to Airflow's login and back; thumbnails and
     a TIFF's full-size view load under the plugin's prefix; a DSL search and an export work."""
@@ -83,8 +97,19 @@ def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
         srcs = page.eval_on_selector_all(".card img", "els => els.map(e => e.src)")
         assert all("/mmdm/api/v1/" in s and "/thumbnails/" in s for s in srcs), srcs[:3]
 
+        # The same page as Airflow's UI shows it: the plugin's nav entry, under Airflow's menu.
+        page.goto(f"{deployment.base_url}/plugin/mmdm")
+        page.wait_for_selector("iframe")
+        frame = _gallery_frame(page)
+        frame.wait_for_function(
+            """() => { const imgs = [...document.querySelectorAll('.card img')];
+               return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }""")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"gallery-in-airflow-{deployment.executor}.png"))
+        page.goto(f"{deployment.base_url}/mmdm/gallery")
+        page.wait_for_function("() => document.querySelector('#dataset').options.length >= 2")
+        page.select_option("#dataset", label=SHARDED)
+        page.wait_for_selector(".card img")
 
         page.fill("#q-dsl", "FileName:'.tiff'")
         page.click("#search")
