@@ -3,7 +3,7 @@
 The listing is streamed in batches; per batch the store is asked what it already knows, so
 memory stays flat however many files there are. A file whose size and modification time (and
 ETag, on OSS) match its meta is not read at all; a file whose fingerprint is unchanged costs no
-write. A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears.
+write, except a touched one (same bytes, new time): its time is recorded, so it is read once. A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears.
 A file that cannot be used is a recorded per-file failure and the scan goes on.
 """
 
@@ -58,6 +58,7 @@ class _Outcome:
     meta: FileMeta | None = None
     kind: str = "unchanged"  # new | changed | restored | unchanged | failed
     reason: str | None = None
+    touched: int | None = None  # pk of an unchanged file whose listed size or time is new
 
 
 # (fingerprint, image info, failure reason): plain data, so it crosses process boundaries.
@@ -197,9 +198,9 @@ class FileMetaBuilder:
         fingerprint, info, reason = examined
         if info is None:
             return _Outcome(obj, kind="failed", reason=reason)
-        _, fingerprint0, _, _, status0 = known or (None, None, None, None, None)
+        pk0, fingerprint0, _, _, status0 = known or (None, None, None, None, None)
         if known and fingerprint == fingerprint0 and status0 == "ACTIVE":
-            return _Outcome(obj)
+            return _Outcome(obj, touched=pk0)  # read because the listing differed: record it
         kind = "new" if not known else "restored" if status0 != "ACTIVE" else "changed"
         meta = FileMeta(
             file_meta_id=file_meta_id(self.dataset_id, self.version, obj.uri),
@@ -230,8 +231,14 @@ class FileMetaBuilder:
     def _write(self, outcomes: list[_Outcome], job_id: str) -> None:
         metas = [o.meta for o in outcomes if o.meta is not None]
         failures = [(o.obj.uri, "FAILED", o.reason) for o in outcomes if o.kind == "failed"]
+        touched = [(o.obj.size, o.obj.mtime_ms, o.touched) for o in outcomes
+                   if o.touched is not None]
         with self.store.transaction():
             self.store.upsert_file_metas(metas, update_columns=SCAN_COLUMNS)
+            if touched:  # the content is the same: tags and vectors stay valid
+                self.store.executemany(
+                    "UPDATE file_metas SET data_size = ?, file_update_time = ? WHERE pk = ?",
+                    touched)
             if failures:
                 self.store.record_job_files(job_id, failures)
 
