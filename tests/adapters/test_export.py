@@ -22,7 +22,7 @@ from mmdm.adapters.ids import file_meta_id
 from mmdm.adapters.metadata import FileMeta
 from mmdm.adapters.scan import build_file_metas
 from mmdm.adapters.search import SearchService
-from mmdm.adapters.storage import OssConfig
+from mmdm.adapters.storage import LocalStorage, OssConfig
 from mmdm.adapters.timeutil import to_iso
 from mmdm.query import parse
 from tests.adapters.imagefiles import image_bytes
@@ -197,3 +197,49 @@ def test_lines_rendered_by_the_database_hold_every_value_exactly(store, tmp_path
         assert line == expected
         assert list(line) == list(expected)  # the attributes' order
         assert list(line.get("Tags", {})) == list(expected.get("Tags", {}))
+
+
+class _RecordingStorage(LocalStorage):
+    """The real local storage, recording its writes; optionally failing the n-th one."""
+
+    writes: list[str] = []
+    fail_at: int | None = None
+
+    def write(self, key, data, content_type=None):
+        if len(self.writes) == self.fail_at:
+            raise OSError(f"disk full writing {key}")
+        self.writes.append(key)
+        return super().write(key, data, content_type)
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    from mmdm.adapters.export import exporter
+
+    _RecordingStorage.writes, _RecordingStorage.fail_at = [], None
+    monkeypatch.setattr(exporter, "open_storage", lambda uri, _config=None: _RecordingStorage(uri))
+    return _RecordingStorage
+
+
+def test_the_manifest_is_written_last(store, built, tmp_path, recording):
+    ds, metas = built
+    result = export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path / "out"),
+                               rows_per_file=3, now=WHEN)
+    parts = ["filemetas-00000.jsonl", "filemetas-00001.jsonl", "filemetas-00002.jsonl"]
+    assert recording.writes == [*parts, MANIFEST_NAME]
+    assert result.row_count == len(metas) == 7
+
+
+def test_an_export_that_dies_midway_leaves_no_manifest(store, built, tmp_path, recording):
+    """A reader waits for the manifest; a crash before it must not leave one to find."""
+    from mmdm.adapters.export.job import run_export_job
+
+    ds, _ = built
+    recording.fail_at = 1  # the second part
+    with pytest.raises(OSError, match="disk full"):
+        run_export_job(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path / "out"),
+                       rows_per_file=3, now=WHEN)
+    folder = next((tmp_path / "out").iterdir())
+    assert [p.name for p in folder.iterdir()] == ["filemetas-00000.jsonl"]
+    job = store.list_jobs(ds.dataset_id, "v1", "FileMetaExport")[0]
+    assert job.status == "Failed" and "disk full" in job.result["error"]
