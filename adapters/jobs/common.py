@@ -41,10 +41,17 @@ def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *
     return job
 
 
+# Run by FileJobRunner, which claims its files on stores that share work (PostgreSQL).
+SHARED_ACTIONS = ("IntelligentTag", "SemanticIndex")
+
+
 def _refuse_overlap(store: MetadataStore, dataset_id: str, version: str, action: str,
                     shard: Any) -> None:
-    """One live job of an action per version and shard: a second would send the same files to
-    the model again (and two writers of one version's tags contend for the same rows)."""
+    """Where jobs cannot split a version's files (SQLite), one live job of an action per
+    version and shard: a second would send the same files to the model again (and wait for
+    the one writer). On PostgreSQL jobs claim their files, so any number run at once."""
+    if store.shares_work and action in SHARED_ACTIONS:
+        return
     for job in store.list_jobs(dataset_id, version, action):
         other = job.job_spec.get("shard")
         disjoint = shard is not None and other is not None and (

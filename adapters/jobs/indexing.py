@@ -43,7 +43,9 @@ def run_index_job(
 
     Upserts are keyed by (index set, file), so a redone unit never duplicates a vector.
     ``owner`` (an Airflow task instance): its interrupted job is resumed, not started over.
-    ``shard=(index, count)`` limits the job to one shard of the files (see tagging).
+    ``shard=(index, count)`` limits the job to one shard of the files (see tagging). On
+    PostgreSQL index jobs running at once on a version split its files; a ``Full`` job skips
+    files another indexed after it was created.
     """
     ds = store.get_dataset(dataset_id)
     if embedder.dimension != vector_store.dimension:
@@ -94,6 +96,7 @@ def run_index_job(
         return out + list(zip(loaded, vectors))
 
     def commit(results: list[Outcome]) -> None:
+        results = sorted(results, key=lambda r: r[0].pk or 0)  # key order, see write_ai_tags
         with store.transaction():
             if same_transaction:
                 vector_store.upsert([_record(index_set, m, v) for m, v in results])
@@ -106,7 +109,8 @@ def run_index_job(
         removed = _drop_deleted(store, vector_store, ds.dataset_id, version, index_set)
         runner: FileJobRunner[Any] = FileJobRunner(
             store, job, target="index", concurrency=max_concurrency,
-            unit_size=embedder.max_batch, progress=progress, shard=shard)
+            unit_size=embedder.max_batch, progress=progress, shard=shard,
+            claim=f"index:{index_set}")
         summary = runner.run(work, commit)
         built = getattr(vector_store, "build_index", lambda: None)()
         if built:

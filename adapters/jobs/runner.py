@@ -3,7 +3,8 @@
 Files are streamed from the store in key order and sent in units (one file per VLM call, a
 batch per embedding call) to at most ``concurrency`` worker threads. Each finished unit is
 committed at once with the job's per-file outcomes, so a job killed at any point, when run
-again, redoes at most the units that were in flight.
+again, redoes at most the units that were in flight. On PostgreSQL the files are claimed a
+few units at a time, so jobs of one version running at once split them between them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import AdapterError
 from ..metadata import FileMeta, Job, MetadataStore
+from ..metadata.store import LOST_AFTER_S
 from ..progress import ProgressCallback, ProgressMeter
 
 log = logging.getLogger(__name__)
@@ -91,8 +93,10 @@ class FileJobRunner(Generic[R]):
         page_size: int = 500,
         shard: tuple[int, int] | None = None,
         definition: tuple[str, int] | None = None,
+        claim: str | None = None,
     ):
         self.store = store
+        self.claim = claim or target  # the work jobs sharing a version split (see _units)
         self.definition = definition  # tagging: (prompt_id, revision), see pending_files
         self.job = job
         self.target = target
@@ -104,6 +108,9 @@ class FileJobRunner(Generic[R]):
         self.summary = JobSummary(job.job_id)
 
     def _units(self) -> Iterator[list[FileMeta]]:
+        if self.store.shares_work:
+            yield from self._claimed_units()
+            return
         after = 0
         while True:
             page = self.store.pending_files(
@@ -116,6 +123,27 @@ class FileJobRunner(Generic[R]):
                 return
             after = page[-1].pk or 0
 
+    def _claimed_units(self) -> Iterator[list[FileMeta]]:
+        """Claim as much as the workers can take at once, no more: another job of the version
+        then gets the files this one has not started on. Files are claimed in key order; at
+        the end one more sweep from the start takes claims that lapsed meanwhile (a killed
+        job's) and rows a claimer skipped while they were locked."""
+        after, swept = 0, False
+        while True:
+            metas, last = self.store.claim_pending_files(
+                self.job.dataset_id, self.job.dataset_version, job_id=self.job.job_id,
+                target=self.target, mode=self.job.job_mode, claim=self.claim,
+                after_pk=after, limit=self.unit_size * self.concurrency,
+                lost_after_s=LOST_AFTER_S, shard=self.shard, definition=self.definition)
+            if last is None:
+                if swept or after == 0:
+                    return
+                after, swept = 0, True
+                continue
+            after = last
+            for i in range(0, len(metas), self.unit_size):
+                yield metas[i:i + self.unit_size]
+
     def _previous_counts(self) -> tuple[int, int]:
         rows = dict(self.store.fetchall(
             "SELECT state, COUNT(*) FROM job_files WHERE job_id = ? GROUP BY state",
@@ -126,13 +154,15 @@ class FileJobRunner(Generic[R]):
             commit: Callable[[list[Outcome]], None]) -> JobSummary:
         s, store, job_id = self.summary, self.store, self.job.job_id
         s.completed, s.failed = self._previous_counts()  # a resumed job keeps its progress
+        store.release_claims(job_id)  # a resumed job's earlier run left them in flight
         pending = store.count_pending(self.job.dataset_id, self.job.dataset_version,
                                       job_id=job_id, target=self.target, mode=self.job.job_mode,
                                       shard=self.shard,
                                       definition=self.definition)
         s.total = s.completed + s.failed + pending
         store.start_job(job_id, s.total)
-        store.append_job_log(job_id, f"Job started: {pending} files to process "
+        at_most = "up to " if store.shares_work else ""  # other jobs may take some
+        store.append_job_log(job_id, f"Job started: {at_most}{pending} files to process "
                                      f"(mode {self.job.job_mode}, concurrency {self.concurrency})")
         meter = ProgressMeter(self._report, total=s.total)
         meter.done, meter.failed = s.completed + s.failed, s.failed
@@ -190,7 +220,10 @@ class FileJobRunner(Generic[R]):
             s.status = "Succeeded"
         else:
             s.status = "Failed" if s.completed == 0 else "PartialFailed"
-        self.store.update_job_counts(s.job_id, completed=s.completed, failed=s.failed)
+        if self.store.shares_work and not stopped:  # the count was an upper bound
+            s.total = s.completed + s.failed
+        self.store.update_job_counts(s.job_id, total=s.total, completed=s.completed,
+                                     failed=s.failed)
         for key, reason in self.store.job_file_failures(s.job_id, limit=5):
             self.store.append_job_log(s.job_id, f"Failed: {key}: {reason}", level="WARN")
         self.store.append_job_log(s.job_id, f"Job finished: {s.status}, {s.completed} done, "

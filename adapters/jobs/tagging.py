@@ -40,7 +40,9 @@ def run_tagging_job(
         prompt: the tag definition's id (``pmt-…``) or name.
         mode: ``Full`` re-tags every ACTIVE file; ``Increment`` only files this revision of
             the definition has not tagged as they are now (new, changed, failed before, or
-            tagged by an older revision or another definition).
+            tagged by an older revision or another definition). On PostgreSQL jobs running
+            at once on a version split its files, and none re-tags a file another tagged with
+            this revision after it was created.
         max_concurrency: model calls in flight (PAI suggests at most 5 per GPU).
         describe: also ask for a short description + keywords, stored as the Description.
         retry: backoff for 429 / 5xx / timeouts before a file is recorded as failed.
@@ -88,7 +90,8 @@ def run_tagging_job(
 
     runner: FileJobRunner[Any] = FileJobRunner(
         store, job, target="tag", shard=shard, concurrency=max_concurrency, progress=progress,
-        definition=(definition_row.prompt_id, definition_row.revision))
+        definition=(definition_row.prompt_id, definition_row.revision),
+        claim=f"tag:{definition_row.prompt_id}:{definition_row.revision}")
     try:
         summary = runner.run(work, commit)
     except BaseException as exc:

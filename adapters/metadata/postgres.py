@@ -21,6 +21,7 @@ SCHEMA_LOCK = 0x6D6D646D  # "mmdm"
 
 class PostgresMetadataStore(MetadataStore):
     dialect = "postgres"
+    shares_work = True
 
     def __init__(self, dsn: str):
         conn = psycopg.connect(dsn, autocommit=True)

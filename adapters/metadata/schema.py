@@ -323,8 +323,24 @@ def _v6(dialect: str) -> list[str]:
     ]
 
 
+def _v7(dialect: str) -> list[str]:
+    """Work claims: on PostgreSQL, jobs of one version split its files by claiming each before
+    sending it to the model (see ``claim_pending_files``). ``target`` names the work (the tag
+    definition revision, or the index set); a claim holds while its job runs and beats."""
+    t = _TYPES[dialect]
+    return [
+        f"""CREATE TABLE work_claims (
+            target TEXT NOT NULL,
+            file_pk {t['bigint']} NOT NULL,
+            job_id TEXT NOT NULL,
+            PRIMARY KEY (target, file_pk)
+        )""",
+        "CREATE INDEX work_claims_job ON work_claims (job_id)",
+    ]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -46,6 +46,9 @@ class MetadataStore(JobWorkMixin):
     """Base class; use :func:`mmdm.adapters.metadata.open_store`."""
 
     dialect: str = ""
+    # Whether jobs of one version running at once split its files (claim_pending_files); on
+    # SQLite one writer at a time makes a second job wait, so it is refused instead.
+    shares_work: bool = False
 
     def __init__(self, conn: Any):
         self._conn = conn
@@ -505,10 +508,12 @@ class MetadataStore(JobWorkMixin):
     def finish_job(self, job_id: str, status: str, result: dict[str, Any] | None = None) -> None:
         if status not in FINAL_JOB_STATUSES:
             raise ValueError(f"{status!r} is not a final job status {FINAL_JOB_STATUSES}")
-        self.execute(
-            "UPDATE jobs SET status = ?, finish_time = ?, result = ? WHERE job_id = ?",
-            (status, now_ms(), json.dumps(result or {}, ensure_ascii=False), job_id),
-        )
+        with self.transaction():
+            self.execute(
+                "UPDATE jobs SET status = ?, finish_time = ?, result = ? WHERE job_id = ?",
+                (status, now_ms(), json.dumps(result or {}, ensure_ascii=False), job_id),
+            )
+            self.release_claims(job_id)  # lapsed anyway (claim_pending_files): keep it small
 
     def append_job_log(self, job_id: str, message: str, level: str = "INFO") -> None:
         with self.transaction():

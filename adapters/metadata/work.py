@@ -24,26 +24,38 @@ _DONE_COLUMN = {"tag": "tagged_fingerprint", "index": "indexed_fingerprint"}
 class JobWorkMixin:
     """Mixed into :class:`~mmdm.adapters.metadata.store.MetadataStore`."""
 
-    def _pending_where(self: MetadataStore, target: str, mode: str,
-                       shard: tuple[int, int] | None, definition: tuple[str, int] | None = None,
+    def _pending_where(self: MetadataStore, dataset_id: str, dataset_version: str,
+                       job_id: str, target: str, mode: str, shard: tuple[int, int] | None,
+                       definition: tuple[str, int] | None = None,
                        ) -> tuple[str, tuple[Any, ...]]:
-        """SQL (placeholders: dataset, version, job, then the returned parameters).
+        """SQL over ``file_metas f`` for the files the job still has to process, and its
+        parameters.
 
         Increment tagging is per tag definition: a file is pending unless this revision of
         this definition tagged its current content (a new revision, another definition, a
-        changed file or an earlier failure all make it pending).
+        changed file or an earlier failure all make it pending). Full skips only what was
+        done (by this definition revision, for tags) since the job was created: the files
+        another job running at the same time (on PostgreSQL) already sent to the model.
         """
         sql = ("f.dataset_id = ? AND f.dataset_version = ? AND f.status = 'ACTIVE' AND NOT EXISTS "
                "(SELECT 1 FROM job_files j WHERE j.job_id = ? AND j.file_key = f.file_meta_id)")
-        params: tuple[Any, ...] = ()
+        params: tuple[Any, ...] = (dataset_id, dataset_version, job_id)
+        tagged = ("SELECT 1 FROM file_tag_sets s WHERE s.file_pk = f.pk AND s.prompt_id = ? "
+                  "AND s.prompt_revision = ? AND s.file_fingerprint = f.file_fingerprint")
+        since_created = "(SELECT create_time FROM jobs WHERE job_id = ?)"
         if mode == "Increment" and target == "tag" and definition is not None:
-            sql += (" AND NOT EXISTS (SELECT 1 FROM file_tag_sets s WHERE s.file_pk = f.pk AND "
-                    "s.prompt_id = ? AND s.prompt_revision = ? AND "
-                    "s.file_fingerprint = f.file_fingerprint)")
-            params = definition
+            sql += f" AND NOT EXISTS ({tagged})"
+            params += definition
         elif mode == "Increment":  # new, changed since its last success, or failed before
             done = _DONE_COLUMN[target]
             sql += f" AND (f.{done} IS NULL OR f.{done} <> f.file_fingerprint)"
+        elif mode == "Full" and target == "tag" and definition is not None:
+            sql += f" AND NOT EXISTS ({tagged} AND s.update_time >= {since_created})"
+            params += (*definition, job_id)
+        elif mode == "Full" and target == "index":
+            sql += (" AND NOT COALESCE(f.indexed_fingerprint = f.file_fingerprint AND "
+                    f"f.semantic_index_update_time >= {since_created}, FALSE)")
+            params += (job_id,)
         elif mode != "Full":
             raise ValueError(f"JobMode must be Full or Increment, not {mode!r}")
         if shard is not None:  # shards partition the keys: no file is processed twice
@@ -61,20 +73,79 @@ class JobWorkMixin:
         """The next page of files the job still has to process (none it already reported).
         ``definition``: the tag definition's ``(prompt_id, revision)`` a tagging job applies."""
         cols = ", ".join(f"f.{c}" for c in self._META_SELECT.split(", "))
-        where, shard_params = self._pending_where(target, mode, shard, definition)
+        where, params = self._pending_where(dataset_id, dataset_version, job_id, target, mode,
+                                            shard, definition)
         rows = self.fetchall(
             f"SELECT {cols} FROM file_metas f WHERE {where} AND f.pk > ? ORDER BY f.pk LIMIT ?",
-            (dataset_id, dataset_version, job_id, *shard_params, after_pk, limit),
+            (*params, after_pk, limit),
         )
         return [self.meta_from_row(r) for r in rows]
+
+    def claim_pending_files(
+        self: MetadataStore, dataset_id: str, dataset_version: str, *, job_id: str,
+        target: str, mode: str, claim: str, after_pk: int, limit: int, lost_after_s: float,
+        shard: tuple[int, int] | None = None, definition: tuple[str, int] | None = None,
+    ) -> tuple[list[FileMeta], int | None]:
+        """PostgreSQL: claim for ``claim`` (the work, e.g. one tag definition revision) up to
+        ``limit`` pending files past ``after_pk`` that no live job holds (this one included:
+        its claims are in flight). Returns the claimed files still pending, and the key to
+        go on after, ``None`` when nothing past ``after_pk`` was left to claim.
+
+        A claim is live while its job has not finished and beats (see ``fail_lost_jobs``),
+        so a killed worker's claims lapse without a lease. Two claimers lock candidate rows
+        with SKIP LOCKED, so they take different files and never wait for each other; the
+        claims' primary key settles a file whose claim committed after this one's snapshot;
+        and the metas are read in a new snapshot, so a file another job finished meanwhile
+        is not sent to the model again.
+        """
+        where, params = self._pending_where(dataset_id, dataset_version, job_id, target, mode,
+                                            shard, definition)
+        cutoff = now_ms() - int(lost_after_s * 1000)
+        live = ("j.finish_time IS NULL AND "
+                "COALESCE(j.heartbeat_time, j.start_time, j.create_time) >= ?")
+        cols = ", ".join(f"f.{c}" for c in self._META_SELECT.split(", "))
+        with self.transaction():
+            candidates = [pk for (pk,) in self.fetchall(
+                f"SELECT f.pk FROM file_metas f WHERE {where} AND f.pk > ? AND NOT EXISTS "
+                f"(SELECT 1 FROM work_claims c JOIN jobs j ON j.job_id = c.job_id AND {live} "
+                "WHERE c.target = ? AND c.file_pk = f.pk) "
+                "ORDER BY f.pk LIMIT ? FOR NO KEY UPDATE OF f SKIP LOCKED",
+                (*params, after_pk, cutoff, claim, limit))]
+            if not candidates:
+                return [], None
+            claimed = [pk for (pk,) in self.fetchall(
+                "INSERT INTO work_claims (target, file_pk, job_id) SELECT ?, f.pk, ? FROM "
+                f"file_metas f WHERE {self._in_list('f.pk')} ORDER BY f.pk "
+                "ON CONFLICT (target, file_pk) DO UPDATE SET job_id = excluded.job_id WHERE "
+                "NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = work_claims.job_id AND "
+                f"{live}) RETURNING file_pk",
+                (claim, job_id, self._list_param(candidates), cutoff))]
+            rows = self.fetchall(
+                f"SELECT {cols} FROM file_metas f WHERE {where} AND {self._in_list('f.pk')} "
+                "ORDER BY f.pk", (*params, self._list_param(claimed)))
+        return [self.meta_from_row(r) for r in rows], candidates[-1]
+
+    def release_claims(self: MetadataStore, job_id: str) -> None:
+        """Drop a job's claims: it finished, or it starts over (an earlier run's claims)."""
+        if not self.shares_work:
+            self.execute("DELETE FROM work_claims WHERE job_id = ?", (job_id,))
+            return
+        # Locked in key order, as a claimer taking over lapsed claims locks them: releasing
+        # claims while another job takes them over then never deadlocks.
+        self.execute(
+            "DELETE FROM work_claims WHERE (target, file_pk) IN (SELECT target, file_pk FROM "
+            "work_claims WHERE job_id = ? ORDER BY target, file_pk FOR UPDATE) AND job_id = ?",
+            (job_id, job_id))
 
     def count_pending(self: MetadataStore, dataset_id: str, dataset_version: str, *,
                       job_id: str, target: str, mode: str,
                       shard: tuple[int, int] | None = None,
                       definition: tuple[str, int] | None = None) -> int:
-        where, shard_params = self._pending_where(target, mode, shard, definition)
-        row = self.fetchone(f"SELECT COUNT(*) FROM file_metas f WHERE {where}",
-                            (dataset_id, dataset_version, job_id, *shard_params))
+        """How many files the job has left; with other jobs sharing the work (PostgreSQL), an
+        upper bound: they may process some of them."""
+        where, params = self._pending_where(dataset_id, dataset_version, job_id, target, mode,
+                                            shard, definition)
+        row = self.fetchone(f"SELECT COUNT(*) FROM file_metas f WHERE {where}", params)
         return int(row[0])
 
     # -- tags -----------------------------------------------------------------------------
@@ -105,7 +176,8 @@ class JobWorkMixin:
         report the files done, in one transaction."""
         now = now_ms()
         with self.transaction():
-            for meta, tags, description in results:
+            # In key order: two jobs' writers then never lock rows in opposite orders.
+            for meta, tags, description in sorted(results, key=lambda r: r[0].pk or 0):
                 self.execute(
                     "INSERT INTO file_tag_sets (file_pk, prompt_id, job_id, tags, update_time, "
                     "prompt_revision, file_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -158,6 +230,7 @@ class JobWorkMixin:
     # -- semantic index -------------------------------------------------------------------
     def mark_indexed(self: MetadataStore, job_id: str, metas: Sequence[FileMeta]) -> None:
         now = now_ms()
+        metas = sorted(metas, key=lambda m: m.pk or 0)  # key order, as in write_ai_tags
         with self.transaction():
             self.executemany(
                 "UPDATE file_metas SET semantic_index_job_id = ?, semantic_index_update_time = ?, "

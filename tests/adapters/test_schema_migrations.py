@@ -1,6 +1,7 @@
 """Migrations on stores that hold data: v3 (folded empty descriptions, the SortBy order
 indexes), v4 (the folders table behind ``FileDir:``), v5 (tag sets remember the definition
-revision and the file content they came from) and v6 (job heartbeats and owners)."""
+revision and the file content they came from), v6 (job heartbeats and owners) and v7 (work
+claims)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,15 @@ from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 from mmdm.query import compile_sql, parse
 
 
+def _undo_v7(store: MetadataStore) -> None:
+    """Take a store back to how v6 left it (no work claims)."""
+    store.execute("DROP TABLE work_claims")
+    store.execute("UPDATE schema_version SET version = 6")
+
+
 def _undo_v6(store: MetadataStore) -> None:
     """Take a store back to how v5 left it (jobs without heartbeat and owner)."""
+    _undo_v7(store)
     store.execute("DROP INDEX jobs_owner")
     for column in ("heartbeat_time", "owner"):
         store.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
@@ -145,4 +153,26 @@ def test_v6_jobs_keep_working_and_gain_a_heartbeat(store: MetadataStore) -> None
     job = reopened.create_job(ds.dataset_id, "v1", "SemanticIndex", owner="airflow:d/r/t/-1")
     assert reopened.owned_job("airflow:d/r/t/-1", "SemanticIndex").job_id == job.job_id
     assert reopened.owned_job("airflow:d/r/t/-1", "IntelligentTag") is None
+    reopened.close()
+
+
+def test_v7_adds_work_claims_that_jobs_release(store: MetadataStore) -> None:
+    ds = store.create_dataset("v7", "oss://b/")
+    store.create_version(ds.dataset_id)
+    store.upsert_file_metas([FileMeta(f"m{i}", ds.dataset_id, "v1", f"oss://b/{i}.jpg",
+                                      f"{i}.jpg", "") for i in range(3)])
+    _undo_v7(store)
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    job = reopened.create_job(ds.dataset_id, "v1", "SemanticIndex", job_mode="Increment")
+    reopened.start_job(job.job_id)
+    if reopened.shares_work:
+        metas, last = reopened.claim_pending_files(
+            ds.dataset_id, "v1", job_id=job.job_id, target="index", mode="Increment",
+            claim="index:x", after_pk=0, limit=2, lost_after_s=60)
+        assert [m.file_meta_id for m in metas] == ["m0", "m1"] and last == metas[-1].pk
+    else:  # SQLite never claims; the table is there all the same
+        reopened.execute("INSERT INTO work_claims VALUES ('index:x', 1, ?)", (job.job_id,))
+    reopened.finish_job(job.job_id, "Succeeded")
+    assert reopened.fetchone("SELECT COUNT(*) FROM work_claims")[0] == 0
     reopened.close()
