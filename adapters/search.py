@@ -120,6 +120,14 @@ class SearchService:
         self.loader = ImageLoader(oss_config)
         self.cache_s = cache_s
         self._ranked: OrderedDict[str, _Ranked] = OrderedDict()
+        self._token_key: bytes | None = None
+
+    @property
+    def token_key(self) -> bytes:
+        """The key NextTokens are signed with (kept in the metadata store)."""
+        if self._token_key is None:
+            self._token_key = self.store.secret("next-token")
+        return self._token_key
 
     # -- public API -------------------------------------------------------------------------
     def search(self, dataset_id: str, version: str, query: Query, *,
@@ -235,7 +243,7 @@ class SearchService:
     def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
                   plan: planner.Plan) -> SearchPage:
         fp = fingerprint(query, dataset_id, version)
-        after, total, sort = _tag_cursor(query, fp)
+        after, total, sort = _tag_cursor(query, fp, self.token_key)
         if total is None:  # counted once, on the first page; later pages carry it in the token
             total, count_ms = self._timed_count(dataset_id, version, query)
             sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
@@ -243,7 +251,7 @@ class SearchService:
                          sort_matches=sort)
         page, more = rows[:max_results], len(rows) > max_results
         cursor = {"k": _keyset(query, page[-1]), "n": total, "s": sort} if more else None
-        token = encode_token("tag", cursor, fp) if cursor else None
+        token = encode_token("tag", cursor, fp, self.token_key) if cursor else None
         metas = self.store.get_file_metas_by_pk([r[0] for r in page])
         plan.strategy = f"SQL keyset page{_order_text(query)}, {_shape_text(sort)}"
         plan.filter_count, plan.results = total, len(metas)
@@ -292,14 +300,16 @@ class SearchService:
                      max_results: int, plan: planner.Plan) -> SearchPage:
         fp = fingerprint(query, dataset_id, version, index.digest())
         token = query.option("NextToken")
-        offset = 0 if token is None else _offset(decode_token(str(token), "vector", fp))
+        offset = 0 if token is None else _offset(
+            decode_token(str(token), "vector", fp, self.token_key))
         cached = self._cached(fp) if token is not None else None
         if cached is None:
             hits = self._sorted(query, self._rank(dataset_id, version, query, index, plan))
             cached = self._remember(fp, hits, plan.explain())
         page = cached.hits[offset:offset + max_results]
         end = offset + len(page)
-        next_token = encode_token("vector", end, fp) if end < len(cached.hits) else None
+        next_token = (encode_token("vector", end, fp, self.token_key)
+                      if end < len(cached.hits) else None)
         metas = self.store.get_file_metas_by_pk([h.pk for h in page])
         scores = {h.pk: h.score for h in page}
         items = [(m, scores[m.pk]) for m in metas if m.pk is not None]
@@ -403,13 +413,13 @@ def _keyset(query: Query, row: tuple) -> Any:
     return int(row[0]) if sort_column(query) is None else [int(row[-1]), int(row[0])]
 
 
-def _tag_cursor(query: Query, fp: str) -> tuple[Any, int | None, bool]:
+def _tag_cursor(query: Query, fp: str, key: bytes) -> tuple[Any, int | None, bool]:
     """``(keyset, total, sort_matches)`` from the query's NextToken; ``(None, None, False)``
     on the first page."""
     token = query.option("NextToken")
     if token is None:
         return None, None, False
-    cursor = decode_token(str(token), "tag", fp)
+    cursor = decode_token(str(token), "tag", fp, key)
     if not isinstance(cursor, dict):
         cursor = {}
     key, total, sort = cursor.get("k"), cursor.get("n"), cursor.get("s", False)

@@ -1,10 +1,11 @@
 """NextToken: an opaque, checked cursor for paging through a query's results.
 
 A token is base64url JSON holding the cursor (a keyset for SQL pages, an offset into the ranked
-list for vector pages), a fingerprint of the query it belongs to and a checksum over both. The
-checksum is not a secret (the cursor is not either): it makes an edited, truncated or
-mistyped token a clear error instead of a silently different page, and the fingerprint does
-the same for a token replayed with another query.
+list for vector pages), a fingerprint of the query it belongs to and an HMAC over both with the
+service's secret key. The cursor is readable, but only the service can issue one: an edited,
+forged, truncated or mistyped token is a clear error instead of a different page (or a cursor
+the service never produced), and the fingerprint does the same for a token replayed with
+another query.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -33,15 +35,16 @@ def fingerprint(query: Query, *scope: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _checksum(payload: dict[str, Any]) -> str:
+def _signature(payload: dict[str, Any], key: bytes) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def encode_token(mode: str, cursor: Any, query_fingerprint: str) -> str:
-    """The NextToken for ``cursor`` (JSON-ready) of a ``mode`` ("tag" / "vector") listing."""
+def encode_token(mode: str, cursor: Any, query_fingerprint: str, key: bytes) -> str:
+    """The NextToken for ``cursor`` (JSON-ready) of a ``mode`` ("tag" / "vector") listing,
+    signed with ``key`` (the service's secret)."""
     payload = {"v": TOKEN_VERSION, "m": mode, "q": query_fingerprint, "c": cursor}
-    payload["s"] = _checksum(payload)
+    payload["s"] = _signature(payload, key)
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -51,7 +54,7 @@ def _bad(message: str) -> DslSemanticError:
                             "without NextToken")
 
 
-def _payload(token: str) -> dict[str, Any]:
+def _payload(token: str, key: bytes) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -59,20 +62,22 @@ def _payload(token: str) -> dict[str, Any]:
         raise _bad("it is not a token this service issued") from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("s"), str):
         raise _bad("it is not a token this service issued")
-    check = payload.pop("s")
-    if check != _checksum(payload) or payload.get("v") != TOKEN_VERSION:
+    check = payload.pop("s").encode()  # bytes: compare_digest refuses non-ASCII text
+    if not hmac.compare_digest(check, _signature(payload, key).encode()) or (
+            payload.get("v") != TOKEN_VERSION):
         raise _bad("it was changed or cut short")
     return payload
 
 
-def decode_token(token: str, mode: str, query_fingerprint: str) -> Any:
-    """The cursor inside ``token``, checked against the listing and query it must belong to.
+def decode_token(token: str, mode: str, query_fingerprint: str, key: bytes) -> Any:
+    """The cursor inside ``token``, checked against ``key`` and the listing and query it must
+    belong to.
 
     Raises:
-        DslSemanticError: (``bad-next-token``) a token that was edited, truncated, is not a
-            token at all, or belongs to another query or kind of listing.
+        DslSemanticError: (``bad-next-token``) a token that was edited, forged, truncated, is
+            not a token at all, or belongs to another query or kind of listing.
     """
-    payload = _payload(token)
+    payload = _payload(token, key)
     if payload.get("m") != mode or payload.get("q") != query_fingerprint:
         raise _bad("it belongs to a different query")
     return payload.get("c")

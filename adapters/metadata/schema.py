@@ -339,8 +339,14 @@ def _v7(dialect: str) -> list[str]:
     ]
 
 
+def _v8(dialect: str) -> list[str]:
+    """Secrets the service generates for itself and every process of it shares, e.g. the
+    key that signs NextTokens (a token one API replica issued is good at any other)."""
+    return ["CREATE TABLE service_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL)"]
+
+
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

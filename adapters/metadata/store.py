@@ -9,6 +9,7 @@ place, ``_sql``); nothing user-supplied is ever formatted into SQL text.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -154,6 +155,16 @@ class MetadataStore(JobWorkMixin):
     @property
     def schema_version(self) -> int:
         return self._schema_version()
+
+    def secret(self, name: str) -> bytes:
+        """The service's secret ``name`` (e.g. the NextToken key), made on first use and kept
+        in the database, so every process and replica of the service shares it."""
+        row = self.fetchone("SELECT secret FROM service_secrets WHERE name = ?", (name,))
+        if row is None:
+            self.execute("INSERT INTO service_secrets (name, secret) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO NOTHING", (name, secrets.token_hex(32)))
+            row = self.fetchone("SELECT secret FROM service_secrets WHERE name = ?", (name,))
+        return bytes.fromhex(row[0])
 
     # -- datasets and versions ----------------------------------------------------------------
     _DATASET_COLS = "dataset_id, name, uri, edition, description, create_time, update_time"

@@ -1,7 +1,7 @@
 """Migrations on stores that hold data: v3 (folded empty descriptions, the SortBy order
 indexes), v4 (the folders table behind ``FileDir:``), v5 (tag sets remember the definition
-revision and the file content they came from), v6 (job heartbeats and owners) and v7 (work
-claims)."""
+revision and the file content they came from), v6 (job heartbeats and owners), v7 (work
+claims) and v8 (service secrets)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 from mmdm.query import compile_sql, parse
 
 
+def _undo_v8(store: MetadataStore) -> None:
+    """Take a store back to how v7 left it (no service secrets)."""
+    store.execute("DROP TABLE service_secrets")
+    store.execute("UPDATE schema_version SET version = 7")
+
+
 def _undo_v7(store: MetadataStore) -> None:
     """Take a store back to how v6 left it (no work claims)."""
+    _undo_v8(store)
     store.execute("DROP TABLE work_claims")
     store.execute("UPDATE schema_version SET version = 6")
 
@@ -176,3 +183,13 @@ def test_v7_adds_work_claims_that_jobs_release(store: MetadataStore) -> None:
     reopened.finish_job(job.job_id, "Succeeded")
     assert reopened.fetchone("SELECT COUNT(*) FROM work_claims")[0] == 0
     reopened.close()
+
+
+def test_v8_keeps_one_secret_every_connection_shares(store: MetadataStore) -> None:
+    _undo_v8(store)
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    key = reopened.secret("next-token")
+    assert len(key) == 32 and reopened.secret("next-token") == key
+    again = _reopen(reopened)
+    assert again.secret("next-token") == key and again.secret("other") != key

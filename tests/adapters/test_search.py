@@ -7,6 +7,8 @@ tests.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -209,6 +211,56 @@ def test_tampered_or_foreign_tokens_are_clear_errors(loaded: data.Loaded,
         with pytest.raises(DslSemanticError) as info:
             svc.search(loaded.dataset_id, "v1", parse(f"{text} AND NextToken='{token}'"))
         assert info.value.code == "bad-next-token", (text, token)
+
+
+def _forged(payload: dict, key: bytes | None) -> str:
+    """A token built outside the service: signed with ``key``, or with the plain SHA-256
+    checksum anyone can compute when ``key`` is None."""
+    import hashlib
+    import hmac
+
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    sig = (hmac.new(key, text, hashlib.sha256) if key else hashlib.sha256(text)).hexdigest()
+    raw = json.dumps({**payload, "s": sig[:32]}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_next_tokens_cannot_be_forged_and_bad_cursors_are_refused(
+        loaded: data.Loaded, numpy_index: NumpyVectorStore) -> None:
+    """Only the service can issue a cursor: a token with a public checksum or another key is
+    refused, and a cursor the service never makes (negative offset or total, a huge total) is
+    refused even when signed with the service's own key."""
+    from mmdm.query.paging import fingerprint
+
+    svc = service(loaded, numpy_index)
+    tag_q, vec_q = "DataSize < 100 AND MaxResults=5", "Content:'a' AND TopK=20 AND MaxResults=5"
+    tag_fp = fingerprint(parse(tag_q), loaded.dataset_id, "v1")
+    first = svc.search(loaded.dataset_id, "v1", parse(tag_q))
+    real = first.next_token
+    assert svc.search(loaded.dataset_id, "v1", parse(f"{tag_q} AND NextToken='{real}'")).items
+
+    def refused(query: str, token: str) -> None:
+        with pytest.raises(DslSemanticError) as info:
+            svc.search(loaded.dataset_id, "v1", parse(f"{query} AND NextToken='{token}'"))
+        assert info.value.code == "bad-next-token", token
+
+    cursor = {"k": 1, "n": 10**12, "s": False}  # would be echoed as TotalCount
+    payload = {"v": 1, "m": "tag", "q": tag_fp, "c": cursor}
+    refused(tag_q, _forged(payload, None))
+    refused(tag_q, _forged(payload, b"another service's key"))
+    key = svc.token_key
+    for bad in ({"k": 1, "n": -5, "s": False}, {"k": "1", "n": 5, "s": False},
+                {"k": 1, "n": 5, "s": "yes"}):
+        refused(tag_q, _forged({**payload, "c": bad}, key))
+    vec = svc.search(loaded.dataset_id, "v1", parse(vec_q))
+    vec_fp = json.loads(base64.urlsafe_b64decode(vec.next_token + "=="))["q"]
+    for offset in (-5, 1.5, "5"):
+        refused(vec_q, _forged({"v": 1, "m": "vector", "q": vec_fp, "c": offset}, key))
+    # Another SearchService over the same store (another process, another replica) shares the
+    # key: its tokens are good here.
+    other = service(loaded, numpy_index).search(loaded.dataset_id, "v1", parse(tag_q))
+    assert svc.search(loaded.dataset_id, "v1",
+                      parse(f"{tag_q} AND NextToken='{other.next_token}'")).items
 
 
 def test_iter_matches_with_threshold_has_no_top_k_cap(loaded: data.Loaded,

@@ -191,16 +191,19 @@ def test_query_mode_errors(text: str, upload: bool, code: str) -> None:
 def test_tokens_round_trip_and_refuse_tampering() -> None:
     fp = fingerprint(parse("FileName:'a' AND MaxResults=5"), "ds", "v1")
     assert fp == fingerprint(parse("FileName:'a' AND MaxResults=7 AND NextToken='x'"), "ds", "v1")
-    token = encode_token("tag", [123, 45], fp)
-    assert decode_token(token, "tag", fp) == [123, 45]
+    key = b"k" * 32
+    token = encode_token("tag", [123, 45], fp, key)
+    assert decode_token(token, "tag", fp, key) == [123, 45]
     edited = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
     bad = [edited, token[:-6], "not-a-token", "", token + "x"]
     for value in bad:
         with pytest.raises(DslSemanticError, match="NextToken is not valid") as info:
-            decode_token(value, "tag", fp)
+            decode_token(value, "tag", fp, key)
         assert info.value.code == "bad-next-token"
+    with pytest.raises(DslSemanticError, match="changed or cut short"):
+        decode_token(token, "tag", fp, b"another key")  # only the issuing service's key
     other = fingerprint(parse("FileName:'b'"), "ds", "v1")
     with pytest.raises(DslSemanticError, match="different query"):
-        decode_token(token, "tag", other)
+        decode_token(token, "tag", other, key)
     with pytest.raises(DslSemanticError, match="different query"):
-        decode_token(token, "vector", fp)
+        decode_token(token, "vector", fp, key)
