@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -151,20 +152,23 @@ def test_depth_limit_is_exact() -> None:
 
 
 def test_parse_is_reentrant_across_threads() -> None:
-    texts = [f"DataSize={i} OR FileName='{i}'" for i in range(40)]
-    results: dict[int, Query] = {}
+    """Parses running at once in many threads (an API server's workers) never see each
+    other's state: every parse returns its own tree and none raises."""
+    texts = [f"DataSize={i} OR (FileName='{i}' AND NOT Tags.all='t{i}')" for i in range(16)]
+    start = threading.Barrier(len(texts))
 
-    def work(i: int) -> None:
-        for _ in range(20):
-            results[i] = parse(texts[i])
+    def work(i: int) -> list[Query]:
+        start.wait()
+        return [parse(texts[i]) for _ in range(200)]
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for i, q in results.items():
-        assert q.filter == Or((C("DataSize", "=", i), C("FileName", "=", str(i))))
+    with ThreadPoolExecutor(len(texts)) as pool:
+        futures = [pool.submit(work, i) for i in range(len(texts))]
+        results = [f.result() for f in futures]  # re-raises a thread's exception here
+    assert len(results) == len(texts)
+    for i, trees in enumerate(results):
+        want = Or((C("DataSize", "=", i),
+                   And((C("FileName", "=", str(i)), Not(C("Tags.all", "=", f"t{i}"))))))
+        assert len(trees) == 200 and all(q.filter == want for q in trees)
 
 
 def test_non_string_input_is_a_type_error() -> None:
