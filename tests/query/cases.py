@@ -217,8 +217,12 @@ CASES: list[Case] = [
          A - {1, 2, 3, 16, 17, 19, 20}),
     case("tag-group-any-case", "tags.USER='a_b'", {8}),
     # -- logic and precedence -------------------------------------------------------------------
-    case("prec-and-over-or", "FileName='toyota.jpg' OR FileName='honda.jpg' AND DataSize > 5000",
-         {1, 20}),
+    # Each binding gives other ids: (toyota OR honda) AND DataSize < 5000 would be {2}.
+    case("prec-and-over-or", "FileName='toyota.jpg' OR FileName='honda.jpg' AND DataSize < 5000",
+         {1, 2, 20}),
+    # honda AND (DataSize > 5000 OR toyota) would be nothing.
+    case("prec-and-over-or-left", "FileName='honda.jpg' AND DataSize > 5000 OR "
+         "FileName='toyota.jpg'", {1, 20}),
     case("prec-parens", "(FileName='toyota.jpg' OR FileName='honda.jpg') AND DataSize < 5000", {2}),
     case("prec-not-over-and", "NOT FileType='image' AND HAS DataSize", {11}),
     case("not-group", "NOT (FileType='image' AND HAS DataSize)", {7, 11, 18}),
