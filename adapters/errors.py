@@ -38,3 +38,10 @@ class NotFoundError(AdapterError, LookupError):
 
     def __init__(self, message: str):
         super().__init__(message, retriable=False, is_input_error=True)
+
+
+class AlreadyExistsError(AdapterError):
+    """A dataset or tag definition name that is taken."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retriable=False, is_input_error=True)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
-from ..errors import NotFoundError
+from ..errors import AlreadyExistsError, NotFoundError
 from ..ids import new_dataset_id, new_job_id, new_prompt_id
 from ..timeutil import now_ms, to_iso
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
@@ -174,10 +174,13 @@ class MetadataStore(JobWorkMixin):
     ) -> Dataset:
         now = now_ms()
         ds = Dataset(new_dataset_id(), name, uri, edition, description, now, now)
-        self.execute(
-            f"INSERT INTO datasets ({self._DATASET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        added = self.execute(
+            f"INSERT INTO datasets ({self._DATASET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
             (ds.dataset_id, name, uri, edition, description, now, now),
         )
+        if not added:
+            raise AlreadyExistsError(f"a dataset named {name!r} exists already")
         return ds
 
     def get_dataset(self, id_or_name: str) -> Dataset:
@@ -582,11 +585,14 @@ class MetadataStore(JobWorkMixin):
         now = now_ms()
         prompt = Prompt(new_prompt_id(), name, guide_prompt, dict(tag_definitions), description,
                         1, now, now)
-        self.execute(
-            f"INSERT INTO prompts ({self._PROMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        added = self.execute(
+            f"INSERT INTO prompts ({self._PROMPT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
             (prompt.prompt_id, name, guide_prompt,
              json.dumps(prompt.tag_definitions, ensure_ascii=False), description, 1, now, now),
         )
+        if not added:
+            raise AlreadyExistsError(f"a tag definition named {name!r} exists already")
         return prompt
 
     def get_prompt(self, id_or_name: str) -> Prompt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmdm.adapters.errors import NotFoundError
+from mmdm.adapters.errors import AlreadyExistsError, NotFoundError
 from mmdm.adapters.ids import file_meta_id
 from mmdm.adapters.metadata import SCAN_COLUMNS, FileMeta, MetadataStore, effective_tags, open_store
 from mmdm.adapters.metadata.schema import SCHEMA_VERSION
@@ -44,8 +44,16 @@ def test_dataset_ids_versions_and_lookup_by_name(store):
 
 def test_dataset_names_are_unique(store):
     store.create_dataset("cars", "oss://bucket/a/")
-    with pytest.raises(Exception):
+    with pytest.raises(AlreadyExistsError, match="a dataset named 'cars' exists already"):
         store.create_dataset("cars", "oss://bucket/b/")
+    assert store.get_dataset("cars").uri == "oss://bucket/a/"  # the first one is untouched
+
+
+def test_tag_definition_names_are_unique(store):
+    store.create_prompt("colours", {"red": "a red thing"})
+    with pytest.raises(AlreadyExistsError, match="a tag definition named 'colours'"):
+        store.create_prompt("colours", {"blue": "a blue thing"})
+    assert store.get_prompt("colours").tag_definitions == {"red": "a red thing"}
 
 
 def test_file_meta_round_trip_keeps_every_field(store, dataset):
