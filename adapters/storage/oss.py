@@ -74,9 +74,10 @@ class OssStorage:
             endpoint = "https://" + endpoint
         if not (config.access_key_id and config.access_key_secret):
             raise ConfigError("OSS access key id and secret are required")
-        if config.security_token:
+        if config.security_token:  # StsAuth signs V1 unless told otherwise
+            version = oss2.AUTH_VERSION_4 if config.region else oss2.AUTH_VERSION_1
             auth: Any = oss2.StsAuth(config.access_key_id, config.access_key_secret,
-                                     config.security_token)
+                                     config.security_token, auth_version=version)
         elif config.region:
             auth = oss2.AuthV4(config.access_key_id, config.access_key_secret)
         else:

@@ -2,23 +2,71 @@
 
 Serves path-style requests (``/bucket/key``), which oss2 sends to IP endpoints: PutObject,
 GetObject (with Range), HeadObject, DeleteObject and ListObjectsV2 with paging and
-``encoding-type=url``. Signatures are not checked. In memory; one bucket per name.
+``encoding-type=url``. In memory; one bucket per name.
+
+Requests are authenticated as OSS does it (``oss_signing``): a V1 signature (``Authorization:
+OSS id:signature``, or ``OSSAccessKeyId``/``Expires``/``Signature`` in a URL) or a V4 one
+(``OSS4-HMAC-SHA256`` in the header or in the URL, scoped to ``region``), computed with the
+secret of ``keys[id]``. An id in ``tokens`` is a temporary (STS) key: its requests must carry
+that security token. Anything else is refused with 403 and OSS's error code:
+``InvalidAccessKeyId``, ``InvalidSecurityToken``, ``SignatureDoesNotMatch``,
+``RequestTimeTooSkewed`` (a header date 15 minutes off ``clock()``), ``AccessDenied`` (an
+expired URL, or no signature at all). ``signed_with`` records the version of each accepted
+request ("v1" or "v4").
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import threading
-from email.utils import formatdate
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
+
+from tests.fakes import oss_signing
+
+_MAX_SKEW_S = 15 * 60  # OSS refuses a request whose date is further off than this
+_V4_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+class Refused(Exception):
+    """A request OSS would refuse: HTTP status and OSS's error code."""
+
+    def __init__(self, code: str, message: str, status: int = 403):
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request as the server sees it: decoded key and query, lower-cased header names."""
+
+    method: str
+    bucket: str
+    key: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+
+    def param(self, name: str) -> str | None:
+        return dict(self.query).get(name)
 
 
 class FakeOss:
-    def __init__(self) -> None:
+    def __init__(self, keys: dict[str, str] | None = None, *,
+                 tokens: dict[str, str] | None = None, region: str = "cn-hangzhou") -> None:
+        self.keys = {"ak": "sk"} if keys is None else dict(keys)  # AccessKey id -> secret
+        self.tokens = dict(tokens or {})  # STS AccessKey id -> its security token
+        self.region = region
+        self.clock = time.time  # tests may move it to expire signed URLs
         self.buckets: dict[str, dict[str, tuple[bytes, float, str]]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.signed_with: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -41,6 +89,103 @@ class FakeOss:
         self._server.shutdown()
         self._server.server_close()
 
+    # --- authentication ---------------------------------------------------------------------
+
+    def authenticate(self, seen: Seen) -> str:
+        """The signature version of an acceptable request ("v1" or "v4"); raises Refused."""
+        auth = seen.headers.get("authorization", "")
+        if auth.startswith(oss_signing.V4_ALGORITHM + " "):
+            self._v4_header(seen, auth)
+            return "v4"
+        if auth.startswith("OSS "):
+            self._v1_header(seen, auth)
+            return "v1"
+        if seen.param("x-oss-signature-version") == oss_signing.V4_ALGORITHM:
+            self._v4_url(seen)
+            return "v4"
+        if seen.param("Signature") is not None:
+            self._v1_url(seen)
+            return "v1"
+        raise Refused("AccessDenied", "You have no right to access this object because of "
+                      "bucket acl.")
+
+    def _secret(self, key_id: str, token: str | None) -> str:
+        if key_id not in self.keys:
+            raise Refused("InvalidAccessKeyId",
+                          "The OSS Access Key Id you provided does not exist in our records.")
+        if token != self.tokens.get(key_id):
+            raise Refused("InvalidSecurityToken", "The security token you provided is invalid.")
+        return self.keys[key_id]
+
+    def _check_skew(self, moment: float) -> None:
+        if abs(self.clock() - moment) > _MAX_SKEW_S:
+            raise Refused("RequestTimeTooSkewed", "The difference between the request time "
+                          "and the current time is too large.")
+
+    def _check_expiry(self, expires_at: float) -> None:
+        if self.clock() > expires_at:
+            raise Refused("AccessDenied", "Request has expired.")
+
+    @staticmethod
+    def _match(expected: str, given: str | None) -> None:
+        if given is None or not hmac.compare_digest(expected, given):
+            raise Refused("SignatureDoesNotMatch", "The request signature we calculated does "
+                          "not match the signature you provided. Check your key and signing "
+                          "method.")
+
+    def _v1_header(self, seen: Seen, auth: str) -> None:
+        key_id, _, signature = auth[len("OSS "):].rpartition(":")
+        secret = self._secret(key_id, seen.headers.get("x-oss-security-token"))
+        date = seen.headers.get("x-oss-date") or seen.headers.get("date", "")
+        try:
+            self._check_skew(parsedate_to_datetime(date).timestamp())
+        except (TypeError, ValueError):
+            raise Refused("AccessDenied", "OSS authentication requires a valid Date.") from None
+        self._match(oss_signing.v1_signature(secret, seen.method, seen.bucket, seen.key,
+                                             seen.query, seen.headers, date), signature)
+
+    def _v1_url(self, seen: Seen) -> None:
+        secret = self._secret(seen.param("OSSAccessKeyId") or "", seen.param("security-token"))
+        expires = seen.param("Expires") or ""
+        if not expires.isdigit():
+            raise Refused("AccessDenied", "Expires must be a number of seconds since 1970.")
+        self._check_expiry(int(expires))
+        self._match(oss_signing.v1_signature(secret, seen.method, seen.bucket, seen.key,
+                                             seen.query, seen.headers, expires),
+                    seen.param("Signature"))
+
+    def _v4_header(self, seen: Seen, auth: str) -> None:
+        fields = dict(part.strip().partition("=")[::2]
+                      for part in auth[len(oss_signing.V4_ALGORITHM):].split(","))
+        timestamp = seen.headers.get("x-oss-date", "")
+        self._check_skew(_v4_time(timestamp))
+        secret = self._secret(fields.get("Credential", "").split("/")[0],
+                              seen.headers.get("x-oss-security-token"))
+        additional = [h for h in fields.get("AdditionalHeaders", "").split(";") if h]
+        payload = seen.headers.get("x-oss-content-sha256")
+        if payload is None:
+            raise Refused("InvalidArgument", "x-oss-content-sha256 is required.", status=400)
+        self._match(oss_signing.v4_signature(secret, self.region, seen.method, seen.bucket,
+                                             seen.key, seen.query, seen.headers, additional,
+                                             payload, timestamp), fields.get("Signature"))
+
+    def _v4_url(self, seen: Seen) -> None:
+        timestamp = seen.param("x-oss-date") or ""
+        expires = seen.param("x-oss-expires") or ""
+        if not expires.isdigit():
+            raise Refused("InvalidArgument", "x-oss-expires is required.", status=400)
+        self._check_expiry(_v4_time(timestamp) + int(expires))
+        secret = self._secret((seen.param("x-oss-credential") or "").split("/")[0],
+                              seen.param("x-oss-security-token"))
+        additional = [h for h in (seen.param("x-oss-additional-headers") or "").split(";") if h]
+        signed_query = [(k, v) for k, v in seen.query if k != "x-oss-signature"]
+        self._match(oss_signing.v4_signature(secret, self.region, seen.method, seen.bucket,
+                                             seen.key, signed_query, seen.headers, additional,
+                                             oss_signing.UNSIGNED_PAYLOAD, timestamp),
+                    seen.param("x-oss-signature"))
+
+    # --- HTTP -------------------------------------------------------------------------------
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -48,11 +193,23 @@ class FakeOss:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _target(self) -> tuple[str, str, dict[str, list[str]]]:
+            def _target(self) -> tuple[str, str, dict[str, list[str]]] | None:
+                """Bucket, key and query of an authenticated request; None once refused."""
                 parts = urlsplit(self.path)
                 bucket, _, key = parts.path.lstrip("/").partition("/")
                 fake.requests.append((self.command, self.path))
-                return unquote(bucket), unquote(key), parse_qs(parts.query, keep_blank_values=True)
+                pairs = parse_qsl(parts.query, keep_blank_values=True)
+                seen = Seen(self.command, unquote(bucket), unquote(key), pairs,
+                            {k.lower(): v for k, v in self.headers.items()})
+                try:
+                    fake.signed_with.append(fake.authenticate(seen))
+                except Refused as exc:
+                    self._error(exc.status, exc.code, exc.message)
+                    return None
+                query: dict[str, list[str]] = {}
+                for k, v in pairs:
+                    query.setdefault(k, []).append(v)
+                return seen.bucket, seen.key, query
 
             def _send(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
                 self.send_response(status)
@@ -64,12 +221,14 @@ class FakeOss:
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
-            def _error(self, status: int, code: str) -> None:
+            def _error(self, status: int, code: str, message: str | None = None) -> None:
                 body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
-                        f"<Message>{code}</Message><RequestId>fake-request</RequestId>"
-                        "<HostId>fake</HostId></Error>").encode()
-                self._send(status, body if self.command != "HEAD" else b"",
-                           {"Content-Type": "application/xml"})
+                        f"<Message>{escape(message or code)}</Message>"
+                        "<RequestId>fake-request</RequestId><HostId>fake</HostId></Error>").encode()
+                headers = {"Content-Type": "application/xml"}
+                if self.command == "HEAD":  # no body: OSS sends the error in a header
+                    headers["x-oss-err"] = base64.b64encode(body).decode()
+                self._send(status, body, headers)
 
             def _object(self, bucket: str, key: str) -> tuple[bytes, float, str] | None:
                 return fake.buckets.get(bucket, {}).get(key)
@@ -79,13 +238,17 @@ class FakeOss:
                         "Content-Type": "application/octet-stream"}
 
             def do_PUT(self) -> None:
-                bucket, key, _ = self._target()
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if (target := self._target()) is None:
+                    return
+                bucket, key, _ = target
                 fake.put(bucket, key, data, mtime=1767225600.0)
                 self._send(200, headers={"ETag": f'"{hashlib.md5(data).hexdigest().upper()}"'})
 
             def do_HEAD(self) -> None:
-                bucket, key, _ = self._target()
+                if (target := self._target()) is None:
+                    return
+                bucket, key, _ = target
                 obj = self._object(bucket, key)
                 if obj is None:
                     return self._send(404)
@@ -97,12 +260,16 @@ class FakeOss:
                 self.end_headers()
 
             def do_DELETE(self) -> None:
-                bucket, key, _ = self._target()
+                if (target := self._target()) is None:
+                    return
+                bucket, key, _ = target
                 fake.buckets.get(bucket, {}).pop(key, None)
                 self._send(204)
 
             def do_GET(self) -> None:
-                bucket, key, query = self._target()
+                if (target := self._target()) is None:
+                    return
+                bucket, key, query = target
                 if not key and query.get("list-type") == ["2"]:
                     return self._list(bucket, query)
                 obj = self._object(bucket, key)
@@ -149,6 +316,13 @@ class FakeOss:
 
 
 def _iso(epoch: float) -> str:
-    from datetime import datetime, timezone
-
     return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _v4_time(timestamp: str) -> float:
+    try:
+        moment = datetime.strptime(timestamp, _V4_TIME_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise Refused("AccessDenied", "x-oss-date must be an ISO 8601 UTC time "
+                      "(20250101T000000Z).") from None
+    return moment.timestamp()
