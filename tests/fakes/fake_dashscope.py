@@ -7,7 +7,9 @@ upload. Scriptable: ``answer`` decides the chat reply from the request (by defau
 from the image's bytes among the tags named in the prompt), ``fail_next`` queues failures,
 ``failure_rate`` throttles at random (seeded), ``latency`` slows every reply, and
 ``rejected_images`` makes requests carrying those images fail with HTTP 400. Embeddings are
-deterministic functions of the content, so tests can compute the expected vectors.
+deterministic functions of the content, so tests can compute the expected vectors; a batch's
+``output.embeddings`` come back shuffled (seeded, never in request order) with their
+``index`` fields, so a client must place them by ``index`` (``answer_orders`` records them).
 """
 
 from __future__ import annotations
@@ -141,6 +143,16 @@ def _media(value: Any) -> bytes | str | None:
     return None
 
 
+def out_of_order(items: list[Any], rng: random.Random) -> list[Any]:
+    """``items`` shuffled, and never in their own order when there are two or more: the
+    documentation shows replies in ``index`` order but the field exists to say which is which,
+    and a client relying on the order would swap vectors between images unnoticed."""
+    shuffled = rng.sample(items, len(items))
+    if len(items) > 1 and shuffled == items:
+        shuffled = shuffled[1:] + shuffled[:1]
+    return shuffled
+
+
 class _BadRequest(Exception):
     def __init__(self, failure: Failure):
         self.failure = failure
@@ -172,8 +184,10 @@ class FakeDashScope:
         self.rejected_images: set[bytes] = set()
         self.requests: list[RecordedRequest] = []
         self.calls: Counter[str] = Counter()  # "chat" / "embedding" -> requests, failed ones too
+        self.answer_orders: list[list[int]] = []  # the index fields of each embeddings reply
         self._failures: deque[Failure] = deque()
         self._random = random.Random(seed)
+        self._shuffle = random.Random(seed)  # its own, so failure draws stay as they were
         self._lock = threading.Lock()
         self._server = QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -272,9 +286,12 @@ class FakeDashScope:
             return {"output": {"embedding": fused.tolist()},
                     "usage": {"image": {"measure": images, "weight": 1}, "total_usage": len(kinds)},
                     "request_id": request_id}
-        return {"output": {"embeddings": [
-                    {"index": i, "embedding": v.tolist(), "type": kind}
-                    for i, (v, kind) in enumerate(zip(vectors, kinds))]},
+        items = [{"index": i, "embedding": v.tolist(), "type": kind}
+                 for i, (v, kind) in enumerate(zip(vectors, kinds))]
+        with self._lock:
+            items = out_of_order(items, self._shuffle)
+            self.answer_orders.append([item["index"] for item in items])
+        return {"output": {"embeddings": items},
                 "usage": {"input_tokens": 4 * kinds.count("text"), "image_count": images,
                           "duration": 0},
                 "request_id": request_id}

@@ -5,13 +5,16 @@ gateway answers). The verdict sits in the JSON body with HTTP 200: ``status_code
 (partial success: the failed items are missing from ``output.embeddings`` and ``message``
 lists why) or 400 (every item failed, or the body is not the documented format).
 ``failing_images`` picks the items that fail, ``fail_next`` queues raw HTTP failures (429,
-503, ...), ``latency`` slows every reply. Vectors are ``fake_vector`` of the content.
+503, ...), ``latency`` slows every reply. Vectors are ``fake_vector`` of the content; they come
+back shuffled (seeded, never in request order) with their ``index`` fields, which is all that
+says which item a vector belongs to (``answer_orders`` records them).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import random
 import threading
 import time
 from collections import deque
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.fakes.fake_dashscope import QuietServer, RecordedRequest, fake_vector
+from tests.fakes.fake_dashscope import QuietServer, RecordedRequest, fake_vector, out_of_order
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class HttpFailure:
 
 class FakeEas:
     def __init__(self, *, token: str = "eas-fake-token==", path: str = "/api/predict/gme_2b",
-                 dimension: int = 1536, latency: float = 0.0):
+                 dimension: int = 1536, latency: float = 0.0, seed: int = 0):
         self.token = token
         self.path = path
         self.dimension = dimension
@@ -39,6 +42,8 @@ class FakeEas:
         self.failing_images: set[bytes] = set()
         self.requests: list[RecordedRequest] = []
         self.calls = 0
+        self.answer_orders: list[list[int]] = []  # the index fields of each reply
+        self._shuffle = random.Random(seed)
         self._failures: deque[HttpFailure] = deque()
         self._lock = threading.Lock()
         self._server = QuietServer(("127.0.0.1", 0), self._handler())
@@ -82,6 +87,9 @@ class FakeEas:
                 continue
             embeddings.append({"index": index, "type": kind,
                                "embedding": fake_vector(content, self.dimension).tolist()})
+        with self._lock:
+            embeddings = out_of_order(embeddings, self._shuffle)
+            self.answer_orders.append([item["index"] for item in embeddings])
         status = 200 if not errors else (204 if embeddings else 400)
         return {"status_code": status, "message": errors if errors else "",
                 "output": {"embeddings": embeddings}}

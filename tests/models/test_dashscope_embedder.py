@@ -65,6 +65,17 @@ def test_vision_plus_batches_eight_and_sends_the_dimension(
     assert all(b["parameters"]["dimension"] == 256 for b in sent)
 
 
+def test_a_shuffled_reply_is_placed_by_index(fake_dashscope: FakeDashScope) -> None:
+    """The service says which vector is which with ``index``; the reply order proves nothing."""
+    embedder = embedder_for(fake_dashscope, "tongyi-embedding-vision-plus", dimension=64)
+    inputs = images(8)
+    results = embedder.embed_images(inputs)
+    [order] = fake_dashscope.answer_orders
+    assert order != list(range(8)) and sorted(order) == list(range(8))
+    assert_vectors(results, inputs, 64)  # each image its own vector, wherever it came back
+    assert len({r.tobytes() for r in results}) == 8
+
+
 def test_vision_plus_default_dimension(fake_dashscope: FakeDashScope) -> None:
     embedder = embedder_for(fake_dashscope, "tongyi-embedding-vision-plus")
     inputs = images(2)

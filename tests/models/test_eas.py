@@ -59,6 +59,19 @@ def test_partial_success_returns_errors_for_the_failed_items(fake_eas: FakeEas) 
         assert f"item {i} failed" in str(results[i]) and "cannot decode image" in str(results[i])
 
 
+def test_a_shuffled_partial_reply_is_placed_by_index(fake_eas: FakeEas) -> None:
+    """Vectors come back out of order and with gaps: only ``index`` says whose each one is."""
+    inputs = images(6)
+    fake_eas.failing_images.add(inputs[2].data)
+    results = embedder_for(fake_eas).embed_images(inputs)
+    [order] = fake_eas.answer_orders
+    assert order != [0, 1, 3, 4, 5] and sorted(order) == [0, 1, 3, 4, 5]
+    assert isinstance(results[2], AdapterError) and "item 2 failed" in str(results[2])
+    for i in (0, 1, 3, 4, 5):
+        np.testing.assert_allclose(results[i], l2_normalise(fake_vector(inputs[i].data, 1536)),
+                                   rtol=1e-5, atol=1e-6)
+
+
 def test_failure_of_every_item_is_reported_per_item(fake_eas: FakeEas) -> None:
     inputs = images(2)
     fake_eas.failing_images.update(image.data for image in inputs)
