@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from mmdm.adapters.models import LOCAL_TAG_DEFINITION
@@ -18,17 +20,24 @@ def dagbag(airflow_db):
 
 
 @pytest.fixture(scope="module")
-def sample_dataset(airflow_db, tmp_path_factory):
+def dag_store(airflow_db):
+    """The store the DAGs' hooks open (the workspace's), with the local model's definition."""
     from mmdm.airflow_plugin.hooks.metadata import MetadataStoreHook
 
     store = MetadataStoreHook().get_store()
-    root = tmp_path_factory.mktemp("imgs")
-    generate_samples(root, per_scene=3)
-    ds = store.create_dataset("dag-samples", root.as_uri())
-    store.create_version(ds.dataset_id)
     store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
                         guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
-    return store, ds
+    return store
+
+
+@pytest.fixture
+def sample_dataset(dag_store, tmp_path):
+    """A new dataset per test (15 images and a corrupt .jpg): no test needs another's run."""
+    root = tmp_path / "imgs"
+    generate_samples(root, per_scene=3)
+    ds = dag_store.create_dataset(f"dag-samples-{uuid.uuid4().hex[:8]}", root.as_uri())
+    dag_store.create_version(ds.dataset_id)
+    return dag_store, ds
 
 
 def _xcom(run, task_id, map_index=-1):
@@ -56,7 +65,7 @@ def test_pipeline_then_training_on_the_export_asset(dagbag, sample_dataset, tmp_
     from airflow.utils.session import create_session
 
     store, ds = sample_dataset
-    conf = {"dataset": "dag-samples", "version": "v1", "mode": "Full",
+    conf = {"dataset": ds.name, "version": "v1", "mode": "Full",
             "query": "FileDir:'blue' OR FileDir:'red'", "export_dir": str(tmp_path)}
     run = dagbag.get_dag("mmdm_dataset_pipeline").test(run_conf=conf)
     assert run.state == "success"
@@ -79,7 +88,10 @@ def test_pipeline_then_training_on_the_export_asset(dagbag, sample_dataset, tmp_
 
 def test_incremental_pipeline_makes_no_model_calls_when_nothing_changed(
         dagbag, sample_dataset, tmp_path):
-    conf = {"dataset": "dag-samples", "version": "v1", "export_dir": str(tmp_path)}
+    _, ds = sample_dataset
+    conf = {"dataset": ds.name, "version": "v1", "export_dir": str(tmp_path)}
+    first = dagbag.get_dag("mmdm_dataset_pipeline").test(run_conf={**conf, "mode": "Full"})
+    assert first.state == "success" and _xcom(first, "smart_tag")["CompletedFileCount"] == 15
     dag = dagbag.get_dag("mmdm_dataset_pipeline_incremental")
     run = dag.test(run_conf=conf)
     assert run.state == "success"
@@ -90,16 +102,19 @@ def test_incremental_pipeline_makes_no_model_calls_when_nothing_changed(
 
 
 def test_sharded_run_maps_one_task_per_shard(dagbag, sample_dataset):
+    from mmdm.adapters.scan import build_file_metas
+
     store, ds = sample_dataset
+    build_file_metas(store, ds.dataset_id, "v1")
     run = dagbag.get_dag("mmdm_sharded_tagging").test(
-        run_conf={"dataset": "dag-samples", "version": "v1", "shards": 3})
+        run_conf={"dataset": ds.name, "version": "v1", "shards": 3})
     assert run.state == "success"
     tagged = [_xcom(run, "smart_tag", i)["CompletedFileCount"] for i in range(3)]
     indexed = [_xcom(run, "semantic_index", i)["CompletedFileCount"] for i in range(3)]
     assert sum(tagged) == sum(indexed) == 15 and all(n > 0 for n in tagged)
     keys = store.fetchall(
         "SELECT jf.file_key FROM job_files jf JOIN jobs j ON j.job_id = jf.job_id "
-        "WHERE j.job_action = 'IntelligentTag' AND j.job_spec LIKE ?", ('%"shard": [%',))
+        "WHERE j.job_action = 'IntelligentTag' AND j.dataset_id = ?", (ds.dataset_id,))
     assert len(keys) == len(set(keys)) == 15
 
 
@@ -121,14 +136,13 @@ def test_a_failed_job_fails_its_task_and_stops_the_run(dagbag, sample_dataset, f
     monkeypatch.setenv("AIRFLOW_CONN_MMDM_DASHSCOPE_DEFAULT", json.dumps({
         "conn_type": "mmdm_dashscope", "host": fake_dashscope.base_url,
         "password": "sk-wrong-key"}))
-    conf = {"dataset": "dag-samples", "version": "v1", "mode": "Full",
-            "export_dir": str(tmp_path)}
+    store, ds = sample_dataset
+    conf = {"dataset": ds.name, "version": "v1", "mode": "Full", "export_dir": str(tmp_path)}
     run = dagbag.get_dag("mmdm_dataset_pipeline").test(run_conf=conf)
     assert run.state == "failed"
     states = _states(run)
     assert states["build_file_metas"] == "success"  # 1 corrupt file of 16: within 10 %
     assert states["smart_tag"] == "failed" and states["export"] == "upstream_failed"
-    store, ds = sample_dataset
     job = store.list_jobs(ds.dataset_id, "v1", "IntelligentTag")[0]
     assert (job.status, job.completed_file_count, job.failed_file_count) == ("Failed", 0, 15)
     assert all("InvalidApiKey" in reason or "401" in reason
