@@ -332,6 +332,11 @@ class ElasticsearchVectorStore:
     ) -> list[VectorHit]:
         """The ``top_k`` most similar files of the index set, best first.
 
+        Approximate, as ES's HNSW search is, except where Lucene scores every match: when the
+        filter matches at most ``num_candidates`` documents. So a search restricted to
+        ``file_meta_ids`` asks for at least that many candidates and is exact up to 10,000
+        ids (the planner's id batches rely on it).
+
         Filters go inside ``knn.filter`` (applied during the HNSW walk, so ``k`` hits still
         come back); ``filter`` is an ES query clause over ``filter_fields``. With a threshold,
         ``knn.similarity`` trims server-side where it is the dot product and the strict
@@ -368,15 +373,17 @@ class ElasticsearchVectorStore:
         for name, value in (("dataset_id", dataset_id), ("dataset_version", dataset_version)):
             if value is not None:
                 clauses.append(self._term(name, value))
+        candidates = max(_MIN_CANDIDATES, 2 * top_k)
         if file_meta_ids is not None:
-            clauses.append({"terms": {self.filter_fields["file_meta_id"]:
-                                      list(dict.fromkeys(file_meta_ids))}})
+            ids = list(dict.fromkeys(file_meta_ids))
+            clauses.append({"terms": {self.filter_fields["file_meta_id"]: ids}})
+            # No more matches than candidates: Lucene skips the graph and scores them all.
+            candidates = max(candidates, len(ids))
         if native is not None:
             clauses.append(dict(native))
         knn: dict[str, Any] = {
             "field": _VECTOR_FIELD, "query_vector": [float(x) for x in vector], "k": top_k,
-            "num_candidates": min(_MAX_CANDIDATES, max(_MIN_CANDIDATES, 2 * top_k)),
-            "filter": self._bool(clauses)}
+            "num_candidates": min(_MAX_CANDIDATES, candidates), "filter": self._bool(clauses)}
         if score_threshold is not None and _SIMILARITIES[self.similarity].bound_is_dot:
             knn["similarity"] = float(score_threshold)
         return {"knn": knn, "size": top_k, "source": _HIT_FIELDS}

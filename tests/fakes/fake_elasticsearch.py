@@ -12,7 +12,11 @@ that strays from the modelled subset fails loudly.
 What it models on purpose, because adapters get these wrong against a real server:
 - writes become visible to search and count only after a refresh (``_refresh`` or a bulk
   ``?refresh=true|wait_for``);
-- knn is exact brute force with ES's score formulas, e.g. ``(1 + dot) / 2`` for ``dot_product``,
+- knn is approximate, as ES's HNSW search is (``_knn``): per shard, a filtered graph walk
+  collects ``num_candidates`` matches and the best ``k`` of them come back, so a true top-``k``
+  document can be missed; exact only where Lucene is exact (the filter matches at most
+  ``num_candidates`` documents of the shard, or the walk would visit more than it matches).
+  Scores are ES's formulas over the exact vectors, e.g. ``(1 + dot) / 2`` for ``dot_product``,
   and ``dot_product`` refuses vectors that are not unit length, in documents and queries;
 - ``term``/``terms`` on a ``text`` field are refused (real ES would match analysed tokens,
   which this fake does not model), so exact filters must go to keyword fields;
@@ -24,10 +28,12 @@ Every response carries ``X-Elastic-Product: Elasticsearch`` (the client refuses 
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import operator
 import re
 import threading
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,6 +46,7 @@ _MAX_RESULT_WINDOW = 10000
 _MAX_TERMS = 65536
 _UNIT_TOLERANCE = 1e-4  # ES's check on squared magnitude for dot_product
 _RANGE_OPS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+_HNSW_M = 16  # ES's default index_options.m: graph neighbours per document
 
 
 class EsError(Exception):
@@ -67,10 +74,21 @@ class FakeIndex:
     settings: dict[str, Any]
     docs: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest writes
     visible: dict[str, dict[str, Any]] = field(default_factory=dict)  # as of the last refresh
+    graphs: dict[tuple[str, int], HnswGraph] = field(default_factory=dict)  # (field, shard)
 
     @property
     def properties(self) -> dict[str, Any]:
         return self.mappings.setdefault("properties", {})
+
+    @property
+    def shards(self) -> int:
+        nested = self.settings.get("index", {})
+        return int(self.settings.get("number_of_shards", nested.get("number_of_shards", 1)))
+
+    def refresh(self) -> None:
+        """Publish the latest writes; vector graphs are rebuilt on the next search."""
+        self.visible = dict(self.docs)
+        self.graphs.clear()
 
 
 class FakeElasticsearch:
@@ -187,8 +205,7 @@ class FakeElasticsearch:
         return 200, {index: {"mappings": self._index(index).mappings}}
 
     def _refresh(self, request: RecordedRequest, index: str) -> tuple[int, Any]:
-        idx = self._index(index)
-        idx.visible = dict(idx.docs)
+        self._index(index).refresh()
         return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
 
     def _bulk(self, request: RecordedRequest, index: str | None = None) -> tuple[int, Any]:
@@ -203,7 +220,7 @@ class FakeElasticsearch:
             touched.add(name)
         if request.query.get("refresh") in ("", "true", "wait_for"):
             for name in touched & self.indices.keys():
-                self.indices[name].visible = dict(self.indices[name].docs)
+                self.indices[name].refresh()
         errors = any(next(iter(i.values()))["status"] >= 300 for i in items)
         return 200, {"took": 1, "errors": errors, "items": items}
 
@@ -378,7 +395,7 @@ def _matches(idx: FakeIndex, query: dict[str, Any], doc_id: str, doc: dict[str, 
                           f"The number of terms [{len(values)}] used in the Terms Query request "
                           f"has exceeded the allowed maximum of [{_MAX_TERMS}].")
         found = _field_value(idx, path, doc, exact=True)
-        return any(_equals(found, v) for v in values)
+        return any(v in values for v in (found if isinstance(found, list) else [found]))
     if kind == "range":
         (path, bounds), = arg.items()
         found = _field_value(idx, path, doc, exact=True)
@@ -421,7 +438,8 @@ def _equals(found: Any, value: Any) -> bool:
 
 
 def _knn(idx: FakeIndex, knn: dict[str, Any]) -> list[tuple[str, float, None]]:
-    """Exact top-k with ES's scores: what an HNSW search approximates."""
+    """ES's approximate knn: each shard's best ``k`` of ``num_candidates`` it collected under
+    the filter (applied during the search, as ES does), merged into the best ``k``."""
     name = knn["field"]
     prop = idx.properties.get(name, {})
     if prop.get("type") != "dense_vector":
@@ -440,18 +458,106 @@ def _knn(idx: FakeIndex, knn: dict[str, Any]) -> list[tuple[str, float, None]]:
     _check_unit(prop, query)
     filters = knn.get("filter", [])
     filters = filters if isinstance(filters, list) else [filters]
-    ids = [doc_id for doc_id, doc in idx.visible.items()
-           if name in doc and all(_matches(idx, f, doc_id, doc) for f in filters)]
-    if not ids:
-        return []
-    vectors = np.asarray([idx.visible[i][name] for i in ids], dtype=np.float32)
-    raw, scores = _similarity(prop.get("similarity", "cosine"), vectors, query)
-    keep = np.ones(len(ids), dtype=bool)
-    if "similarity" in knn:
-        bound = np.float32(knn["similarity"])
-        keep = raw <= bound if prop.get("similarity") == "l2_norm" else raw >= bound
-    order = [i for i in np.argsort(-scores, kind="stable") if keep[i]][:k]
-    return [(ids[i], float(scores[i]), None) for i in order]
+    kind = prop.get("similarity", "cosine")
+    hits: list[tuple[str, float, None]] = []
+    for shard in range(idx.shards):
+        graph = _graph(idx, name, shard)
+        if not graph.ids:
+            continue
+        accepted = np.array([all(_matches(idx, f, i, idx.visible[i]) for f in filters)
+                             for i in graph.ids], dtype=bool)
+        raw, scores = _similarity(kind, graph.vectors, query)
+        found = _shard_search(graph, scores, accepted, candidates)
+        found = sorted(found, key=lambda i: (-scores[i], i))[:k]  # ties: in doc order
+        if "similarity" in knn:  # ES drops the collected hits beyond the bound, not before
+            bound = np.float32(knn["similarity"])
+            found = [i for i in found if (raw[i] <= bound if kind == "l2_norm"
+                                          else raw[i] >= bound)]
+        hits += [(graph.ids[i], float(scores[i]), None) for i in found]
+    return sorted(hits, key=lambda h: -h[1])[:k]
+
+
+@dataclass
+class HnswGraph:
+    """One shard's vectors linked as HNSW's bottom layer: each document to its ``m`` most
+    similar ones and back. ``entries`` stand for the upper layers (a document reaches them with
+    probability 1/m); a search enters the bottom layer at the best of them. Lucene keeps a
+    graph per segment; the fake keeps one per shard, as after a force-merge."""
+
+    ids: list[str]
+    vectors: np.ndarray
+    links: list[list[int]]
+    entries: np.ndarray
+
+
+def _graph(idx: FakeIndex, name: str, shard: int) -> HnswGraph:
+    if (name, shard) not in idx.graphs:
+        # ES routes by a murmur3 hash of _id; any stable hash spreads documents alike.
+        ids = [i for i, doc in idx.visible.items()
+               if name in doc and zlib.crc32(i.encode()) % idx.shards == shard]
+        vectors = np.asarray([idx.visible[i][name] for i in ids], dtype=np.float32)
+        m = int(idx.properties[name].get("index_options", {}).get("m", _HNSW_M))
+        idx.graphs[(name, shard)] = _build_graph(ids, vectors.reshape(len(ids), -1), m)
+    return idx.graphs[(name, shard)]
+
+
+def _build_graph(ids: list[str], vectors: np.ndarray, m: int) -> HnswGraph:
+    n = len(ids)
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    degree = min(m, n - 1)
+    links: list[set[int]] = [set() for _ in range(n)]
+    for start in range(0, n if degree > 0 else 0, 1024):  # blocks keep the matrix small
+        sims = unit[start:start + 1024] @ unit.T
+        rows = np.arange(start, start + len(sims))
+        sims[rows - start, rows] = -np.inf  # not its own neighbour
+        nearest = np.argpartition(-sims, degree - 1, axis=1)[:, :degree]
+        for i, row in zip(rows.tolist(), nearest.tolist()):
+            links[i].update(row)
+            for j in row:
+                links[j].add(i)
+    entries = np.random.default_rng(0).choice(n, size=max(1, n // max(m, 1)), replace=False)
+    return HnswGraph(ids, vectors, [sorted(s) for s in links], entries)
+
+
+def _shard_search(graph: HnswGraph, scores: np.ndarray, accepted: np.ndarray,
+                  candidates: int) -> list[int]:
+    """Lucene's filtered knn on one shard: an exact scan when the filter matches at most
+    ``candidates`` documents or the walk would visit more than it matches; else the walk."""
+    matching = np.flatnonzero(accepted).tolist()
+    if len(matching) <= candidates:
+        return matching
+    found = _walk(graph, scores.tolist(), accepted.tolist(), candidates, len(matching) + 1)
+    return matching if found is None or len(found) < candidates else found
+
+
+def _walk(graph: HnswGraph, scores: list[float], accepted: list[bool], ef: int,
+          visit_limit: int) -> list[int] | None:
+    """HNSW's best-first search of the bottom layer (Lucene's ``searchLevel``): follow links
+    from the best candidate while it can still beat the worst of the ``ef`` accepted documents
+    found; documents the filter rejects are walked through but not collected. None once more
+    than ``visit_limit`` documents were visited."""
+    entry = int(graph.entries[np.argmax([scores[e] for e in graph.entries])])
+    visited = {entry}
+    frontier = [(-scores[entry], entry)]
+    found: list[tuple[float, int]] = [(scores[entry], entry)] if accepted[entry] else []
+    while frontier:
+        negative, node = heapq.heappop(frontier)
+        if len(found) >= ef and -negative < found[0][0]:
+            break
+        for neighbour in graph.links[node]:
+            if neighbour in visited:
+                continue
+            visited.add(neighbour)
+            if len(visited) > visit_limit:
+                return None
+            score = scores[neighbour]
+            if len(found) < ef or score > found[0][0]:
+                heapq.heappush(frontier, (-score, neighbour))
+                if accepted[neighbour]:
+                    heapq.heappush(found, (score, neighbour))
+                    if len(found) > ef:
+                        heapq.heappop(found)
+    return [node for _, node in found]
 
 
 def _similarity(kind: str, vectors: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -1,5 +1,5 @@
 """Vector-store backends for the contract suite: Milvus Lite and pgvector (on the embedded
-PostgreSQL) for real, Elasticsearch as a fake.
+PostgreSQL) for real, Elasticsearch as a fake (approximate knn, as ES's HNSW is).
 
 One Milvus Lite database and one fake server per test module (Milvus Lite takes ~0.5 s per
 collection and one process per path); each test gets fresh tables, so tests stay independent.
@@ -28,6 +28,9 @@ class Backend:
     make: Callable[..., VectorStore]
     # equals(store, field, value) -> a native filter "field == value"
     equals: Callable[[VectorStore, str, str], NativeFilter]
+    # Whether an unrestricted search is exact (Milvus FLAT, pgvector below its ANN threshold)
+    # or approximate (Elasticsearch's HNSW: the fake walks a graph as ES does).
+    exact: bool = True
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +104,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
                                         dimension=dimension, **options)
 
     return Backend(request.param, make_es,
-                   lambda store, name, value: {"term": {store.filter_fields[name]: value}})
+                   lambda store, name, value: {"term": {store.filter_fields[name]: value}},
+                   exact=False)
 
 
 def unit_rows(n: int, dimension: int, seed: int = 0) -> np.ndarray:

@@ -101,6 +101,31 @@ def test_num_candidates_grow_with_top_k(fake_es: FakeElasticsearch) -> None:
         assert (knn["k"], knn["num_candidates"]) == (top_k, candidates)
     with pytest.raises(AdapterError, match="top_k"):
         store.search(unit_rows(1, DIM)[0], index_set_id="set-a", top_k=10001)
+    # Restricted to ids: at least one candidate per id, so that ES scores every match.
+    for ids, candidates in ((3000, 3000), (20000, 10000)):
+        store.search(unit_rows(1, DIM)[0], index_set_id="set-a", top_k=10,
+                     file_meta_ids=[f"f{i}" for i in range(ids)])
+        knn = fake_es.requests_to(f"/{store.table}/_search")[-1].body["knn"]
+        assert knn["num_candidates"] == candidates
+
+
+def test_the_fake_knn_is_approximate_as_hnsw_is(fake_es: FakeElasticsearch) -> None:
+    """The fake walks a graph like ES: with a sparse one (m 4) and 100 candidates for 10 hits
+    it misses true neighbours; a filter that leaves at most num_candidates documents is exact."""
+    store = make(fake_es, dimension=32, index_options={"type": "hnsw", "m": 4})
+    vectors = unit_rows(2000, 32, seed=20)
+    batch = records(vectors)
+    store.upsert(batch)
+    missed = 0
+    for query in unit_rows(10, 32, seed=21):
+        hits = store.search(query, index_set_id="set-a", top_k=10)
+        best = {batch[i].file_meta_id for i in np.argsort(-(vectors @ query))[:10]}
+        missed += len(best - {h.file_meta_id for h in hits})
+        few = [r.file_meta_id for r in batch[:100]]
+        hits = store.search(query, index_set_id="set-a", top_k=10, file_meta_ids=few)
+        best = np.argsort(-(vectors[:100] @ query))[:10]
+        assert [h.file_meta_id for h in hits] == [few[i] for i in best]
+    assert missed > 0
 
 
 @pytest.mark.parametrize("similarity", ["dot_product", "cosine", "max_inner_product",
