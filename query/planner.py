@@ -8,10 +8,11 @@ hits, best first, whatever the filter's selectivity:
   a few thousand per call), each batch's best hits are merged. Exact by construction.
 - ``over-fetch``: many matches. Search with only the part of the filter the store can apply
   (``compile.vector.pushable``), post-filter the hits in SQL, and double the fetch until TopK
-  hits survive or the store has no more candidates. Exact too: a match outside the top
-  ``fetch`` hits scores no better than the last hit fetched. When the store's ``max_top_k``
-  is reached first (a filter that rejects most of the nearest vectors), the plan falls back
-  to ``ids``, so no id list is ever longer than one batch.
+  hits survive or the store has no more candidates. Exact on an exact store (a match
+  outside the top ``fetch`` hits scores no better than the last hit fetched); on an
+  approximate one (Elasticsearch's HNSW) as good as its recall at ``fetch``. When the
+  store's ``max_top_k`` is reached first (a filter that rejects most of the nearest
+  vectors), the plan falls back to ``ids``, so no id list is ever longer than one batch.
 
 A vector store in the metadata's own database (pgvector) takes the whole filter as a join
 instead, and the count picks how it searches:

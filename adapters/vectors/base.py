@@ -81,9 +81,10 @@ def check_top_k(top_k: int, max_top_k: int) -> None:
 def strictly_above(hits: list[VectorHit], score_threshold: float | None) -> list[VectorHit]:
     """Drop hits at or below the threshold, client-side.
 
-    Exact, not an approximation: the backend returns the ``top_k`` best hits in score order, so
-    those above the threshold are a prefix of that list and number exactly
-    ``min(top_k, matches above the threshold)``. No over-fetching is needed; a backend-side
+    Loses nothing: the backend returns its ``top_k`` best hits in score order, so those above
+    the threshold are a prefix of that list and number ``min(top_k, matches above the
+    threshold)`` of what the backend found (all of them on an exact store; on an approximate
+    one, what its recall gives). No over-fetching is needed; a backend-side
     bound (Milvus ``radius``, Elasticsearch knn ``similarity``) can only save transfer, and
     their inclusive-vs-strict rules differ, so the last word is always this comparison.
     """
