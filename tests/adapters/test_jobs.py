@@ -229,10 +229,10 @@ def test_resume_redoes_files_whose_vectors_were_lost(store, version, tmp_path):
     assert any("had no vector" in line for line in store.job_logs(first.job_id))
 
 
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 def test_a_second_job_on_a_busy_version_is_refused_unless_shards_split_it(store, version):
     """SQLite only: on PostgreSQL jobs split a busy version (tests/jobs/test_concurrent_jobs)."""
-    if store.shares_work:
-        pytest.skip("PostgreSQL runs a second job beside the first")
+    assert not store.shares_work
     ds, _ = version
     busy = store.create_job(ds, "v1", "IntelligentTag", job_spec={"shard": [0, 2]})
     store.start_job(busy.job_id)  # running, and beating
