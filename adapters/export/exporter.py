@@ -18,9 +18,10 @@ import orjson
 
 from mmdm.query import Query, parse, parse_params, to_dsl, to_json
 
+from ..errors import AdapterError, AlreadyExistsError
 from ..metadata import MetadataStore
 from ..search import SearchService
-from ..storage import OssConfig, open_storage
+from ..storage import OssConfig, Storage, open_storage
 from ..timeutil import to_iso
 from .manifest import MANIFEST_NAME, Manifest, PartFile
 from .rows import EXPORT_ATTRIBUTES, export_columns, parse_attributes
@@ -80,8 +81,8 @@ def export_file_metas(
     search = search or SearchService(store)
     attributes = parse_attributes(filtered_attributes)
     now = now or datetime.now(timezone.utc)
-    folder = f"{dataset_id}-{version}-{now.strftime('%Y-%m-%d-%H-%M-%S')}"
-    storage = open_storage(export_dir_uri.rstrip("/") + "/" + folder, oss_config)
+    storage = _new_folder(export_dir_uri, f"{dataset_id}-{version}-"
+                          f"{now.strftime('%Y-%m-%d-%H-%M-%S')}", oss_config)
     manifest = Manifest(
         dataset_id, version, to_iso(round(now.timestamp() * 1000)) or "", list(attributes),
         export_job_id=job_id, query=query_record(query),
@@ -92,7 +93,7 @@ def export_file_metas(
 
     def flush() -> None:
         data = b"".join(buffer)
-        name = f"filemetas-{len(manifest.files):05d}.jsonl"
+        name = _part_name(len(manifest.files))
         storage.write(name, data, "application/x-ndjson")
         manifest.files.append(PartFile(name, len(buffer), hashlib.sha256(data).hexdigest()))
         buffer.clear()
@@ -113,6 +114,26 @@ def export_file_metas(
     manifest.tag_definitions = _tag_definitions(store, jobs)
     manifest_uri = storage.write(MANIFEST_NAME, manifest.to_yaml().encode(), "text/yaml")
     return ExportResult(storage.root_uri, manifest_uri, manifest.row_count, job_id)
+
+
+def _new_folder(export_dir_uri: str, name: str, oss_config: OssConfig | None) -> Storage:
+    """PAI's folder ``name`` under the export directory, or ``name-2``, ``name-3``, ... when
+    another export of the version took it in the same second. The folder is claimed by
+    creating its first part exclusively (empty until written), so two exports never share
+    one, on a local disk or on OSS."""
+    base = export_dir_uri.rstrip("/") + "/"
+    for n in range(1, 1000):
+        storage = open_storage(base + (name if n == 1 else f"{name}-{n}"), oss_config)
+        try:
+            storage.write(_part_name(0), b"", "application/x-ndjson", exclusive=True)
+            return storage
+        except AlreadyExistsError:
+            continue
+    raise AdapterError(f"no free export folder {name}[-n] under {export_dir_uri}")
+
+
+def _part_name(index: int) -> str:
+    return f"filemetas-{index:05d}.jsonl"
 
 
 def iter_export_rows(search: SearchService, dataset_id: str, version: str, query: Query,

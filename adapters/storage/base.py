@@ -41,8 +41,10 @@ class Storage(Protocol):
         """The object's bytes, or the inclusive ``(first, last)`` byte range of them."""
         ...
 
-    def write(self, key: str, data: bytes, content_type: str | None = None) -> str:
-        """Store ``data`` at ``key`` and return its URI."""
+    def write(self, key: str, data: bytes, content_type: str | None = None, *,
+              exclusive: bool = False) -> str:
+        """Store ``data`` at ``key`` and return its URI. ``exclusive``: only if nothing is
+        there yet, atomically (raises ``AlreadyExistsError``): two writers cannot both win."""
         ...
 
     def signed_url(self, key: str, expires_s: int = 3600) -> str: ...

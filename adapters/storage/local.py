@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import posixpath
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from ..errors import AdapterError, ConfigError, NotFoundError
+from ..errors import AdapterError, AlreadyExistsError, ConfigError, NotFoundError
 from .base import ObjectInfo
 
 
@@ -89,12 +90,21 @@ class LocalStorage:
         except FileNotFoundError as exc:
             raise NotFoundError(f"no file {self._uri(key)}") from exc
 
-    def write(self, key: str, data: bytes, content_type: str | None = None) -> str:
+    def write(self, key: str, data: bytes, content_type: str | None = None, *,
+              exclusive: bool = False) -> str:
         path = Path(self._path(key))
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
         tmp.write_bytes(data)
-        os.replace(tmp, path)  # readers never see half a file
+        try:
+            if exclusive:  # link() fails if the name exists: one of two writers wins
+                os.link(tmp, path)
+            else:
+                os.replace(tmp, path)  # readers never see half a file
+        except FileExistsError as exc:
+            raise AlreadyExistsError(f"{self._uri(key)} exists already") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
         return self._uri(key)
 
     def signed_url(self, key: str, expires_s: int = 3600) -> str:

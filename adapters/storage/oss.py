@@ -9,7 +9,7 @@ from typing import Any
 
 import oss2
 
-from ..errors import AdapterError, ConfigError, NotFoundError
+from ..errors import AdapterError, AlreadyExistsError, ConfigError, NotFoundError
 from .base import ObjectInfo
 
 _PAGE_SIZE = 1000  # ListObjectsV2's maximum
@@ -121,11 +121,16 @@ class OssStorage:
         except oss2.exceptions.OssError as exc:
             raise _wrap(exc, self._uri(key)) from exc
 
-    def write(self, key: str, data: bytes, content_type: str | None = None) -> str:
-        headers = {"Content-Type": content_type} if content_type else None
+    def write(self, key: str, data: bytes, content_type: str | None = None, *,
+              exclusive: bool = False) -> str:
+        headers = {"Content-Type": content_type} if content_type else {}
+        if exclusive:  # OSS refuses the PUT with 409 FileAlreadyExists if the key exists
+            headers["x-oss-forbid-overwrite"] = "true"
         try:
-            self._bucket.put_object(self.prefix + key, data, headers=headers)
+            self._bucket.put_object(self.prefix + key, data, headers=headers or None)
         except oss2.exceptions.OssError as exc:
+            if exclusive and exc.status == 409 and exc.code == "FileAlreadyExists":
+                raise AlreadyExistsError(f"{self._uri(key)} exists already") from exc
             raise _wrap(exc, self._uri(key)) from exc
         return self._uri(key)
 

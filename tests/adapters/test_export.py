@@ -142,6 +142,13 @@ def test_export_to_oss_and_load_from_it(store, built, fake_oss, tmp_path):
                                    + MANIFEST_NAME)
     loader = ExportDataset(result.manifest_uri, oss_config=config, cache_dir=str(tmp_path / "c"))
     assert len(loader) == 7 and loader[0]["image"] is not None
+    # OSS has no folders: the claim is a PUT with x-oss-forbid-overwrite.
+    again = export_file_metas(store, ds.dataset_id, "v1", oss_config=config, query="FileDir:'d1'",
+                              export_dir_uri="oss://exports/runs/", now=WHEN)
+    assert again.manifest_uri == (f"oss://exports/runs/{ds.dataset_id}-v1-2025-06-18-12-23-30-2/"
+                                  + MANIFEST_NAME)
+    assert len(ExportDataset(again.manifest_uri, oss_config=config)) == 3
+    assert len(ExportDataset(result.manifest_uri, oss_config=config)) == 7
 
 
 EDGE_TIMES = [None, 0, -1, 951_782_400_123, 1_736_692_561_999, 253_402_300_799_999]
@@ -205,11 +212,11 @@ class _RecordingStorage(LocalStorage):
     writes: list[str] = []
     fail_at: int | None = None
 
-    def write(self, key, data, content_type=None):
+    def write(self, key, data, content_type=None, *, exclusive=False):
         if len(self.writes) == self.fail_at:
             raise OSError(f"disk full writing {key}")
         self.writes.append(key)
-        return super().write(key, data, content_type)
+        return super().write(key, data, content_type, exclusive=exclusive)
 
 
 @pytest.fixture
@@ -226,7 +233,8 @@ def test_the_manifest_is_written_last(store, built, tmp_path, recording):
     result = export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path / "out"),
                                rows_per_file=3, now=WHEN)
     parts = ["filemetas-00000.jsonl", "filemetas-00001.jsonl", "filemetas-00002.jsonl"]
-    assert recording.writes == [*parts, MANIFEST_NAME]
+    # The first part is created empty to claim the folder, then written with its rows.
+    assert recording.writes == [parts[0], *parts, MANIFEST_NAME]
     assert result.row_count == len(metas) == 7
 
 
@@ -235,7 +243,7 @@ def test_an_export_that_dies_midway_leaves_no_manifest(store, built, tmp_path, r
     from mmdm.adapters.export.job import run_export_job
 
     ds, _ = built
-    recording.fail_at = 1  # the second part
+    recording.fail_at = 2  # the second part (after the claim and the first part)
     with pytest.raises(OSError, match="disk full"):
         run_export_job(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path / "out"),
                        rows_per_file=3, now=WHEN)
@@ -243,3 +251,27 @@ def test_an_export_that_dies_midway_leaves_no_manifest(store, built, tmp_path, r
     assert [p.name for p in folder.iterdir()] == ["filemetas-00000.jsonl"]
     job = store.list_jobs(ds.dataset_id, "v1", "FileMetaExport")[0]
     assert job.status == "Failed" and "disk full" in job.result["error"]
+
+
+def test_exports_in_the_same_second_get_their_own_folders(store, built, tmp_path):
+    """PAI names the folder by the second; a second export of the version in that second
+    (or many at once) takes ``-2``, ``-3`` ... and every manifest lists only its own rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds, metas = built
+    queries = ["FileDir:'d0'", "FileDir:'d1'", "", "FileName:'3.png'"]
+
+    def export(query: str):
+        return export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path),
+                                 query=query, now=WHEN)
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        results = list(pool.map(export, queries))
+    base = f"{ds.dataset_id}-v1-2025-06-18-12-23-30"
+    assert sorted(r.folder_uri.rsplit("/", 1)[1] for r in results) == [
+        base, f"{base}-2", f"{base}-3", f"{base}-4"]
+    expected = {"FileDir:'d0'": 4, "FileDir:'d1'": 3, "": 7, "FileName:'3.png'": 1}
+    for query, result in zip(queries, results):
+        loaded = ExportDataset(result.manifest_uri)
+        assert len(loaded) == result.row_count == expected[query], query
+        assert len({row["uri"] for row in (loaded[i] for i in range(len(loaded)))}) == len(loaded)

@@ -242,6 +242,10 @@ class FakeOss:
                 if (target := self._target()) is None:
                     return
                 bucket, key, _ = target
+                forbid = self.headers.get("x-oss-forbid-overwrite", "").lower() == "true"
+                if forbid and self._object(bucket, key) is not None:
+                    return self._error(409, "FileAlreadyExists",
+                                       "The object you specified already exists.")
                 fake.put(bucket, key, data, mtime=1767225600.0)
                 self._send(200, headers={"ETag": f'"{hashlib.md5(data).hexdigest().upper()}"'})
 
