@@ -52,6 +52,18 @@ def _tag_sets(ws: Workspace, dataset: str) -> list[tuple[str, str]]:
         "ON f.pk = s.file_pk WHERE f.dataset_id = ?", (ds.dataset_id,))
 
 
+def _show_thumbnails(frame, dataset_id: str, count: int) -> None:
+    """Pick the dataset (built before the runs, so it has its files whatever they are doing)
+    and wait until its ``count`` cards show, every thumbnail decoded and none broken (the
+    previous dataset's cards are gone)."""
+    frame.wait_for_function("() => document.querySelector('#dataset').options.length >= 2")
+    frame.select_option("#dataset", value=dataset_id)
+    frame.wait_for_function(
+        """([id, n]) => { const imgs = [...document.querySelectorAll('.card img')];
+           return imgs.length === n && imgs.every(i => i.src.includes(`/datasets/${id}/`)
+               && i.complete && i.naturalWidth > 0); }""", arg=[dataset_id, count])
+
+
 def _gallery_frame(page, timeout: float = 30):
     """The iframe in which Airflow's UI shows the gallery (the UI mirrors the frame's path
     into its own URL, so the main frame's URL names the gallery too)."""
@@ -85,31 +97,19 @@ def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
         page.keyboard.press("Enter")
         page.wait_for_url("**/mmdm/gallery**")
 
-        page.wait_for_function("() => document.querySelector('#dataset').options.length >= 2")
-        page.select_option("#dataset", label=SHARDED)
-        # Every card is this dataset's (the previous dataset's cards are gone), and every
-        # thumbnail has decoded: none is broken.
         sharded_id = workspace.store.get_dataset(SHARDED).dataset_id
-        page.wait_for_function(
-            """([id, n]) => { const imgs = [...document.querySelectorAll('.card img')];
-               return imgs.length === n && imgs.every(i => i.src.includes(`/datasets/${id}/`)
-                   && i.complete && i.naturalWidth > 0); }""", arg=[sharded_id, workspace.images])
+        _show_thumbnails(page, sharded_id, workspace.images)
         srcs = page.eval_on_selector_all(".card img", "els => els.map(e => e.src)")
         assert all("/mmdm/api/v1/" in s and "/thumbnails/" in s for s in srcs), srcs[:3]
 
         # The same page as Airflow's UI shows it: the plugin's nav entry, under Airflow's menu.
         page.goto(f"{deployment.base_url}/plugin/mmdm")
         page.wait_for_selector("iframe")
-        frame = _gallery_frame(page)
-        frame.wait_for_function(
-            """() => { const imgs = [...document.querySelectorAll('.card img')];
-               return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }""")
+        _show_thumbnails(_gallery_frame(page), sharded_id, workspace.images)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"gallery-in-airflow-{deployment.executor}.png"))
         page.goto(f"{deployment.base_url}/mmdm/gallery")
-        page.wait_for_function("() => document.querySelector('#dataset').options.length >= 2")
-        page.select_option("#dataset", label=SHARDED)
-        page.wait_for_selector(".card img")
+        _show_thumbnails(page, sharded_id, workspace.images)
 
         page.fill("#q-dsl", "FileName:'.tiff'")
         page.click("#search")
