@@ -1,0 +1,181 @@
+"""Mutation check: does the suite catch meaningful one-line bugs in the core modules?
+
+    .venv/bin/python -m tests.mutants            # every mutant
+    .venv/bin/python -m tests.mutants scan- job- # those whose name starts so
+
+Each mutant replaces one exact piece of source text (which must occur once) with a bug a
+person could write, then runs the tests that protect that promise. A mutant the tests pass is
+"missed": a promise without a test. The checkout is never touched: the sources are copied to a
+temporary folder that is put first on the import path as the ``mmdm`` package. Needs what the
+tests need (PostgreSQL for the store tests). Not part of CI: run it after changing the tests or
+the modules below, and add a mutant for each promise you add.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("query", "adapters", "airflow_plugin")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    original: str
+    mutated: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = [
+    # -- query: grammar, compilers, planner, paging ------------------------------------------
+    Mutant("grammar-or-binds-tighter", "query/grammar.py",
+           'precedence = (("left", OR), ("left", AND), ("right", NOT))',
+           'precedence = (("left", AND), ("left", OR), ("right", NOT))',
+           ("tests/query/test_semantics.py",)),
+    Mutant("grammar-one-shared-parser", "query/grammar.py",
+           "return DslParser().parse(tokens)",
+           'return globals().setdefault("_shared", DslParser()).parse(tokens)',
+           ("tests/query/test_parser.py",)),
+    Mutant("sql-not-lets-null-match", "query/compile/sql.py",
+           "return exp.not_(_coalesce(compile_filter(item, ctx), exp.false()), copy=False)",
+           "return exp.not_(compile_filter(item, ctx), copy=False)",
+           ("tests/query/test_semantics.py",)),
+    Mutant("planner-stops-at-one-survivor", "query/planner.py",
+           "if top_k is not None and len(survivors) >= top_k:",
+           "if top_k is not None and len(survivors) >= 1:",
+           ("tests/query/test_planner.py", "tests/adapters/test_search.py")),
+    Mutant("planner-one-round-only", "query/planner.py",
+           "if len(found) < fetch:  # the store has no more candidates above the threshold",
+           "if True:",
+           ("tests/query/test_planner.py", "tests/adapters/test_search.py")),
+    Mutant("paging-any-signature", "query/paging.py",
+           "if not hmac.compare_digest(check, _signature(payload, key).encode()) or (",
+           "if False and hmac.compare_digest(check, _signature(payload, key).encode()) or (",
+           ("tests/query/test_planner.py", "tests/adapters/test_search.py")),
+    Mutant("paging-any-query", "query/paging.py",
+           'if payload.get("m") != mode or payload.get("q") != query_fingerprint:',
+           'if payload.get("m") != mode:',
+           ("tests/query/test_planner.py", "tests/adapters/test_search.py")),
+    Mutant("paging-negative-total", "adapters/search.py",
+           "if _is_int(total) and total >= 0 and isinstance(sort, bool):",
+           "if _is_int(total) and isinstance(sort, bool):",
+           ("tests/adapters/test_search.py",)),
+    # -- FileMetaBuild ---------------------------------------------------------------------
+    Mutant("scan-size-alone-proves-unchanged", "adapters/scan.py",
+           'return (status == "ACTIVE" and size == obj.size and mtime == obj.mtime_ms',
+           'return (status == "ACTIVE" and size == obj.size',
+           ("tests/adapters/test_scan.py",)),
+    Mutant("scan-touched-time-not-kept", "adapters/scan.py",
+           "if touched:  # the content is the same: tags and vectors stay valid",
+           "if False:",
+           ("tests/adapters/test_scan.py",)),
+    Mutant("scan-empty-listing-deletes-all", "adapters/scan.py",
+           "if result.listed or self.allow_empty:",
+           "if True:",
+           ("tests/adapters/test_scan.py",)),
+    # -- jobs ----------------------------------------------------------------------------
+    Mutant("tags-user-hidden-ignored", "adapters/metadata/work.py",
+           '"tags_all": self._encode_tags(effective_tags(ai, user, deleted)), **extra}',
+           '"tags_all": self._encode_tags(effective_tags(ai, user, [])), **extra}',
+           ("tests/jobs/test_hidden_ai_tags.py",)),
+    Mutant("increment-ignores-changed-content", "adapters/metadata/work.py",
+           '"AND s.prompt_revision = ? AND s.file_fingerprint = f.file_fingerprint")',
+           '"AND s.prompt_revision = ?")',
+           ("tests/adapters/test_jobs.py",)),
+    Mutant("claims-steal-live-claims", "adapters/metadata/work.py",
+           '"ON CONFLICT (target, file_pk) DO UPDATE SET job_id = excluded.job_id WHERE "',
+           '"ON CONFLICT (target, file_pk) DO UPDATE SET job_id = excluded.job_id WHERE TRUE OR "',
+           ("tests/jobs/test_concurrent_jobs.py",)),
+    Mutant("job-all-failed-is-partial", "adapters/jobs/runner.py",
+           's.status = "Failed" if s.completed == 0 else "PartialFailed"',
+           's.status = "PartialFailed"',
+           ("tests/adapters/test_jobs.py", "tests/airflow_plugin/test_operator_outcomes.py")),
+    Mutant("lost-jobs-never-found", "adapters/metadata/store.py",
+           '"COALESCE(heartbeat_time, start_time, create_time) < ?",',
+           '"COALESCE(heartbeat_time, start_time, create_time) < ? - 1e15",',
+           ("tests/jobs/test_faults.py",)),
+    Mutant("operator-ignores-failed-fraction", "airflow_plugin/operators/base.py",
+           'too_many = job.status == "PartialFailed" and failed > self.max_failed_fraction * total',
+           'too_many = False',
+           ("tests/airflow_plugin/test_operator_outcomes.py",)),
+    # -- export ----------------------------------------------------------------------------
+    Mutant("export-manifest-first", "adapters/export/exporter.py",
+           'storage.write(name, data, "application/x-ndjson")',
+           'storage.write(MANIFEST_NAME, b"", "text/yaml"); '
+           'storage.write(name, data, "application/x-ndjson")',
+           ("tests/adapters/test_export.py",)),
+]
+
+
+def _copy(tmp: Path) -> tuple[Path, Path]:
+    """The checkout's tracked files in ``tmp/src``; ``tmp/pkg/mmdm/<package>`` links to them."""
+    src, pkg = tmp / "src", tmp / "pkg" / "mmdm"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           check=True, capture_output=True, text=True).stdout.split()
+    for name in files:
+        if (REPO / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, src / name)
+    pkg.mkdir(parents=True)
+    for name in PACKAGES:
+        (pkg / name).symlink_to(src / name)
+    return src, pkg.parent
+
+
+def _run(src: Path, path: Path, tests: tuple[str, ...]) -> tuple[bool, float]:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                           f"--basetemp={src.parent / 'pytest'}", *tests],
+                          cwd=src, env=env, capture_output=True, text=True)
+    return done.returncode == 0, time.monotonic() - started
+
+
+def main(prefixes: list[str]) -> int:
+    chosen = [m for m in MUTANTS if not prefixes or m.name.startswith(tuple(prefixes))]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mmdm-mutants-") as tmp:
+        src, path = _copy(Path(tmp))
+        where = subprocess.run(
+            [sys.executable, "-c", "import mmdm.query as q; print(q.__file__)"],
+            env={**os.environ, "PYTHONPATH": str(path)}, capture_output=True, text=True)
+        if not where.stdout.startswith(str(path)):
+            print(f"the copy is not what imports as mmdm: {where.stdout}{where.stderr}")
+            return 2
+        missed = []
+        for m in chosen:
+            file = src / m.path
+            text = file.read_text()
+            if text.count(m.original) != 1:
+                print(f"{m.name:36} STALE: the original text occurs {text.count(m.original)}x")
+                missed.append(m.name)
+                continue
+            file.write_text(text.replace(m.original, m.mutated))
+            try:
+                passed, seconds = _run(src, path, m.tests)
+            finally:
+                file.write_text(text)
+            print(f"{m.name:36} {'MISSED' if passed else 'caught'}  {seconds:5.1f} s", flush=True)
+            if passed:
+                missed.append(m.name)
+        # The unmutated copy must pass the same tests, or "caught" means nothing.
+        tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        baseline, seconds = _run(src, path, tests)
+        print(f"{'baseline (no mutant)':36} {'passes' if baseline else 'FAILS'}  {seconds:5.1f} s")
+    print(f"{len(chosen) - len(missed)} of {len(chosen)} mutants caught in "
+          f"{time.monotonic() - started:.0f} s" + (f"; missed: {', '.join(missed)}" if missed
+                                                    else ""))
+    return 0 if baseline and not missed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
