@@ -1,0 +1,68 @@
+"""README, "The embedded database": "the first one starts it ..., the others attach to it, the last
+one to exit stops it ... A process killed with `kill -9` is dropped from the server's users on
+the next open. The server opens no TCP port"."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+
+OPEN = textwrap.dedent("""
+    import sys, time
+    import psycopg
+    from mmdm.adapters.metadata.embedded import embedded_postgres_url
+
+    url = embedded_postgres_url(sys.argv[1])
+    with psycopg.connect(url) as conn:
+        listen = conn.execute("SHOW listen_addresses").fetchone()[0]
+    print(repr(listen), flush=True)
+    if sys.argv[2] == "hold":
+        time.sleep(600)  # until killed
+""")
+
+
+def _server_pid(data_dir: Path) -> int | None:
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text().splitlines()[0])
+    return pid if psutil.pid_exists(pid) else None
+
+
+def _open(data_dir: Path, mode: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", OPEN, str(data_dir), mode],
+                            env={**os.environ, "PYTHONPATH": os.getcwd()},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_process_killed_with_kill_9_is_dropped_so_the_last_user_stops_the_server(tmp_path):
+    data_dir = tmp_path / "pg"
+    holder = _open(data_dir, "hold")  # the first user starts the server
+    try:
+        assert holder.stdout.readline().strip() == "''", holder.stderr.read()  # no TCP port
+        server = _server_pid(data_dir)
+        assert server is not None
+        os.kill(holder.pid, signal.SIGKILL)  # dies without detaching
+        holder.wait(30)
+        assert _server_pid(data_dir) == server  # the server outlives its users
+
+        other = _open(data_dir, "exit")  # attaches to the same server, then exits cleanly
+        out, err = other.communicate(timeout=120)
+        assert other.returncode == 0 and out.strip() == "''", err
+        deadline = time.monotonic() + 30
+        while _server_pid(data_dir) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _server_pid(data_dir) is None  # it was the last live user: it stopped the server
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        pid = _server_pid(data_dir)
+        if pid is not None:  # a failed run must not leave a server behind
+            os.kill(pid, signal.SIGINT)
