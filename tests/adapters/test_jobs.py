@@ -126,6 +126,16 @@ def test_per_file_failures_are_recorded_and_retried_by_increment(store, version)
     assert (fixed.total, fixed.completed) == (3, 3)
 
 
+def test_a_job_whose_every_file_failed_ends_failed_not_partial(store, version):
+    """Failed, not PartialFailed, when nothing succeeded (a wrong key, a dead service): the
+    operators fail the task on it whatever max_failed_fraction says."""
+    ds, _ = version
+    broken = Counting(LocalPixelTagger(), fail_on={"_"})  # every file name has one
+    result = run_tagging_job(store, ds, "v1", tagger=broken, prompt="pixels")
+    assert (result.status, result.completed, result.failed) == ("Failed", 0, 15)
+    assert store.get_job(result.job_id).status == "Failed"
+
+
 def test_revert_removes_exactly_the_jobs_tags(store, version):
     ds, _ = version
     store.create_prompt("mine", {"red": "red things"})
