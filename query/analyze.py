@@ -100,13 +100,30 @@ def check_value(row: Attribute, name: str, op: Op, value: Value, span: Span | No
     if row.type is Type.META:
         if op.is_range and not _is_number(value):
             raise _err("type-mismatch", f"range on {name} needs a number", span, ("a number",))
-        return _check_number(value, name, span) if _is_number(value) else value
+        return (_check_number(value, name, span) if _is_number(value) else
+                _check_string(value, name, span) if isinstance(value, str) else value)
     if row.type is Type.NUMBER:
         if not _is_number(value):
             raise _err("type-mismatch", f"{name} takes an unquoted number", span, ("a number",))
         return _check_number(value, name, span)
     if not isinstance(value, str):
         raise _err("type-mismatch", f"{name} takes a quoted string", span, ("a quoted string",))
+    # The semantic inputs and options (an inline QueryImage, say) are not matched in SQL.
+    return _check_string(value, name, span) if row.role is Role.FILTER else value
+
+
+def _check_string(value: str, name: str, span: Span | None) -> str:
+    """A filter value every engine can hold and compare the same way: no NUL (PostgreSQL
+    text cannot hold it, SQLite's LIKE stops at it), no lone surrogate (not UTF-8), and short
+    enough for SQLite's LIKE pattern limit with room to spare."""
+    if len(value) > schema.MAX_VALUE_LENGTH:
+        raise _err("value-too-long", f"{name}: a value may have at most "
+                   f"{schema.MAX_VALUE_LENGTH} characters, not {len(value)}", span)
+    if "\x00" in value:
+        raise _err("bad-value", f"{name}: a value cannot contain the NUL character", span)
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise _err("bad-value", f"{name}: a value cannot contain a lone surrogate "
+                   "(it is not valid Unicode text)", span)
     return value
 
 

@@ -14,6 +14,7 @@ parse stacks and a position cache). Grammar (precedence NOT > AND > OR)::
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 from sly import Lexer, Parser
 
@@ -47,6 +48,31 @@ def _unescape(body: str, start: int) -> str:
     return _ESCAPE_RE.sub(repl, body)
 
 
+MAX_NUMBER_LENGTH = 40
+_EXACT_FLOAT_LIMIT = 2**53  # above it a float holds only integers, and not all of them
+
+
+def _number(text: str, span: ast.Span) -> int | float:
+    """The literal's value, exact where the engines compare exactly: an integer as ``int``;
+    a literal with a fraction or exponent as ``float``, except one in the 64-bit range too
+    large for a float to hold exactly, which becomes the ``int`` it spells (refused if it has
+    a fraction a float would round away: the engines would compare a different number)."""
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise DslSyntaxError("bad-number", f"a number may have at most {MAX_NUMBER_LENGTH} "
+                             "characters", span=span)
+    if not any(c in text for c in ".eE"):
+        return int(text)
+    value = float(text)
+    # Beyond the 64-bit range no stored integer is near enough for rounding to matter.
+    if _EXACT_FLOAT_LIMIT <= abs(value) < 2**63:
+        exact = Decimal(text)
+        if exact != exact.to_integral_value():
+            raise DslSyntaxError("bad-number", f"{text} has more digits than a 64-bit float "
+                                 "holds: it would be compared as another number", span=span)
+        return int(exact)
+    return value
+
+
 class DslLexer(Lexer):
     tokens = {NAME, STRING, NUMBER, AND, OR, NOT, HAS, LPAREN, RPAREN, COLON, EQ, GE, GT, LE, LT}
     ignore = " \t\r\n\f\v\u00a0\u3000"
@@ -68,8 +94,7 @@ class DslLexer(Lexer):
         return t
 
     def NUMBER(self, t):
-        text = t.value
-        t.value = float(text) if any(c in text for c in ".eE") else int(text)
+        t.value = _number(t.value, ast.Span(t.index, t.index + len(t.value)))
         return t
 
     def NAME(self, t):

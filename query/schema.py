@@ -19,6 +19,7 @@ from .ast import Op
 
 RANGE = frozenset({Op.GT, Op.GE, Op.LT, Op.LE})
 MAX_DEPTH = 64
+MAX_VALUE_LENGTH = 4096  # characters of one compared value (a path is at most 4096 bytes)
 INT64 = (-(2**63), 2**63 - 1)
 META_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 META_PREFIX = "MetaAttributes"
@@ -234,7 +235,8 @@ def describe() -> str:
 
 
 _DATE_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:?\d{2})?\Z",
+    r"(?P<date>\d{4}-\d{2}-\d{2})(?P<time>[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+    r"(?P<offset>Z|[+-]\d{2}:?\d{2})?\Z",
     re.ASCII,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -246,10 +248,15 @@ def parse_date(text: str) -> int | None:
     Without an offset the value is read as UTC; a date alone means its midnight UTC. Values
     finer than a millisecond are refused (``None``): stored times have millisecond precision.
     """
-    if not _DATE_RE.match(text):
+    m = _DATE_RE.match(text)
+    if m is None:
         return None
+    # A date alone with an offset is that day's midnight there (Python would read the
+    # offset's sign as the date-time separator and its digits as a time).
+    offset = m["offset"] or ""
+    text = m["date"] + (m["time"] or "T00:00") + ("+00:00" if offset == "Z" else offset)
     try:
-        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        dt = datetime.fromisoformat(text)
     except ValueError:
         return None
     if dt.microsecond % 1000:

@@ -18,7 +18,7 @@ from sqlglot import exp, select
 from sqlglot.dialects.dialect import Dialect as SqlglotDialect
 
 from .. import schema
-from ..ast import And, Compare, Const, Has, Node, Not, Op, Or, Query
+from ..ast import And, Compare, Const, Has, Node, Not, Op, Or, Query, depth
 from ..errors import UnsupportedFeatureError
 from ..schema import Attribute, Type
 
@@ -327,7 +327,28 @@ def _where(query: Query, ctx: SqlContext, dataset_id: str, dataset_version: str,
                                ctx.param(d.list_param(file_meta_ids), "file_meta_ids")))
     if query.filter == Const(True):
         return exp.and_(*scope, copy=False)
-    return exp.and_(*scope, compile_filter(query.filter, ctx), copy=False)
+    return exp.and_(*scope, compile_filter(shallow(query.filter), ctx), copy=False)
+
+
+def shallow(node: Node, negate: bool = False) -> Node:
+    """The same condition, nested as little as it can be: SQLite's parser overflows its stack
+    on a few dozen levels of ``NOT COALESCE(...)`` or of groups opened on the right, far
+    below the DSL's 64. NOTs are pushed down to the conditions (De Morgan, exact because NOT
+    is two-valued here), runs of AND or OR are merged, and each group lists its deepest part
+    first, so what nesting is left opens on the left, which costs SQLite's parser least."""
+    match node:
+        case Not(item=item):
+            return shallow(item, not negate)
+        case And(items=items) | Or(items=items):
+            kind = Or if isinstance(node, And) == negate else And
+            parts: list[Node] = []
+            for part in (shallow(i, negate) for i in items):
+                parts.extend(part.items if isinstance(part, kind) else [part])
+            parts.sort(key=depth, reverse=True)  # stable: equal depths keep their order
+            return kind(tuple(parts), span=node.span)
+        case Const(value=value):
+            return Const(value != negate, span=node.span)
+    return Not(node, span=node.span) if negate else node
 
 
 def compile_where(query: Query | Node, dialect: str, dataset_id: str, dataset_version: str,
