@@ -15,6 +15,7 @@ from mmdm.query.ast import Semantic
 from .errors import AdapterError, NotSupportedError
 from .jobs.common import ImageLoader
 from .metadata import MetadataStore
+from .storage.roots import within_any
 from .models.base import Embedder, ImageInput
 from .vectors.base import NativeFilter, VectorStore
 
@@ -127,14 +128,25 @@ def embed_text(embedder: Embedder, text: str) -> np.ndarray:
                                       backend=embedder.model) from exc
 
 
+MAX_QUERY_IMAGE_BYTES = 32 * 1024 * 1024
+
+
 def query_image_input(store: MetadataStore, loader: ImageLoader, dataset_id: str, version: str,
                       uri: str) -> ImageInput:
     """The image a ``QueryImage`` URI names: the version's file when it has one (its content
-    type travels along), else whatever the URI points at in storage."""
+    type travels along), else a file under a registered dataset's root (never anywhere else
+    the server can read: a query names images, not paths on the server)."""
     known = store.scan_lookup(dataset_id, version, [uri])
     if uri in known:
         return loader.load(store.get_file_metas_by_pk([known[uri][0]])[0])
-    return ImageInput(uri, loader.reader.read(uri), "application/octet-stream")
+    if not within_any(uri, store.dataset_roots()):
+        raise AdapterError(f"QueryImage {uri!r} is not a file of a registered dataset; "
+                           "name one, or upload the image", is_input_error=True)
+    storage, key = loader.reader.storage_for(uri)
+    if storage.head(key).size > MAX_QUERY_IMAGE_BYTES:
+        raise AdapterError(f"QueryImage {uri!r} is larger than "
+                           f"{MAX_QUERY_IMAGE_BYTES // (1024 * 1024)} MiB", is_input_error=True)
+    return ImageInput(uri, storage.read(key), "application/octet-stream")
 
 
 def embed_image(embedder: Embedder, image: ImageInput) -> np.ndarray:

@@ -183,6 +183,12 @@ class MetadataStore(JobWorkMixin):
             raise AlreadyExistsError(f"a dataset named {name!r} exists already")
         return ds
 
+    def dataset_roots(self) -> list[str]:
+        """Every registered dataset's and STORAGE version's root URI."""
+        rows = self.fetchall("SELECT uri FROM datasets UNION SELECT uri FROM dataset_versions "
+                             "WHERE source_type = 'STORAGE' AND uri IS NOT NULL")
+        return [uri for (uri,) in rows]
+
     def get_dataset(self, id_or_name: str) -> Dataset:
         row = self.fetchone(
             f"SELECT {self._DATASET_COLS} FROM datasets WHERE dataset_id = ? OR name = ?",

@@ -1,19 +1,25 @@
 """Standalone server without Airflow: ``python -m mmdm.airflow_plugin.api [--workspace DIR]``.
 
-Serves the embedded defaults (SQLite, Milvus Lite and the local model in the workspace, as
-``mmdm quickstart`` leaves them) with no login: bind it to localhost or put auth in front.
+Serves the embedded defaults (the workspace's database, vectors and the local model, as
+``mmdm quickstart`` leaves them). It makes a token at start and prints the gallery's URL with
+it (``--token`` or ``MMDM_API_TOKEN`` to choose one, ``--no-auth`` to turn the check off), and
+answers only the Host names it serves (``--allowed-host`` adds one, e.g. behind a proxy).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from pathlib import Path
 
+from fastapi import FastAPI
 
-def main(argv: list[str] | None = None) -> None:
-    import uvicorn
+LOCAL_NAMES = ["127.0.0.1", "localhost", "[::1]"]
 
+
+def build_app(argv: list[str] | None = None) -> tuple[FastAPI, str]:
+    """The app and the URL to open, from the command line."""
     from . import create_api_app, embedded_context
 
     parser = argparse.ArgumentParser(prog="python -m mmdm.airflow_plugin.api")
@@ -23,10 +29,35 @@ def main(argv: list[str] | None = None) -> None:
                              "PostgreSQL)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--token", default=os.environ.get("MMDM_API_TOKEN"),
+                        help="the token clients must send (default: a new random one)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="serve without a token (only behind your own authentication)")
+    parser.add_argument("--allowed-host", action="append", default=[],
+                        help="a Host name clients may use besides the local ones and --host")
+    parser.add_argument("--export-root", action="append", default=None,
+                        help="a folder or oss:// prefix exports may be written under "
+                             "(default: the workspace's exports/ and MMDM_EXPORT_ROOTS)")
     args = parser.parse_args(argv)
-    app = create_api_app(embedded_context(Path(args.workspace).resolve(), args.store_url))
-    print(f"Gallery: http://{args.host}:{args.port}/gallery")
-    uvicorn.run(app, host=args.host, port=args.port)
+    workspace = Path(args.workspace).resolve()
+    token = None if args.no_auth else (args.token or secrets.token_urlsafe(32))
+    hosts = [*LOCAL_NAMES, *args.allowed_host]
+    if args.host not in ("0.0.0.0", "::"):
+        hosts.append(args.host)
+    context = embedded_context(workspace, args.store_url, export_roots=args.export_root)
+    app = create_api_app(context, token=token, allowed_hosts=hosts)
+    url = f"http://{args.host}:{args.port}/gallery" + (f"?token={token}" if token else "")
+    return app, url
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    app, url = build_app(argv)
+    host_port = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = host_port.rsplit(":", 1)
+    print(f"Gallery: {url}")
+    uvicorn.run(app, host=host, port=int(port))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ plugin apps without any auth of their own; standalone and in tests it may be lef
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from .access import MAX_BODY_BYTES, BodyLimitMiddleware, TokenAuthMiddleware
 from .context import ApiContext
 from .errors import install_error_handlers
 from .routes import datasets, filemetas, files, gallery, jobs, statistics
@@ -22,11 +24,16 @@ ROUTERS = (datasets.router, filemetas.router, statistics.router, jobs.router, fi
            gallery.router)
 
 
-def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = None) -> FastAPI:
+def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = None,
+                   token: str | None = None, allowed_hosts: Sequence[str] | None = None,
+                   max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     """Build the app.
 
     :param context: the store, search service and workspace the routes use.
     :param auth: a FastAPI dependency every route runs first (401 when it refuses).
+    :param token: the standalone server's token (see ``access``); ``None``: no token check.
+    :param allowed_hosts: the Host headers served (others get 400); ``None``: any.
+    :param max_body_bytes: the largest request body, uploads included (413 above).
     """
     app = FastAPI(title="mmdm dataset search API", version="1",
                   description="PAI-compatible ListDatasetFileMetas, statistics, jobs, files, "
@@ -36,6 +43,12 @@ def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = Non
     for router in ROUTERS:
         app.include_router(router, dependencies=dependencies)
     install_error_handlers(app)
+    # The last added runs first: the Host check, then the token, then the body's size.
+    app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes)
+    if token is not None:
+        app.add_middleware(TokenAuthMiddleware, token=token)
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app
 
 

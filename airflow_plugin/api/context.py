@@ -9,8 +9,9 @@ only the api-server ever serves a request.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mmdm.adapters.index_sets import IndexSet
@@ -20,6 +21,8 @@ from mmdm.adapters.metadata.embedded import workspace_store_url
 from mmdm.adapters.search import SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
 from mmdm.adapters.vectors.base import VectorStore
+
+from .thumbnails import ThumbnailCache
 
 VECTOR_TABLE = "mmdm_file_vectors"  # the table the pipeline DAG indexes into
 StoreFactory = Callable[[], MetadataStore]
@@ -36,12 +39,17 @@ class ApiContext:
         workspace: the folder for the thumbnail cache and default exports, or a callable
             giving it (resolved on first use).
         oss_config: credentials to read ``oss://`` files.
+        export_roots: where CreateDatasetJob may write exports (``exportDirUri`` must lie
+            under one); by default the workspace's ``exports/`` folder and the roots in
+            ``MMDM_EXPORT_ROOTS`` (comma-separated folders or ``oss://`` prefixes).
     """
 
     def __init__(self, store_factory: StoreFactory, *,
                  search_factory: SearchFactory | None = None,
                  workspace: Path | Callable[[], Path],
-                 oss_config: OssConfig | Callable[[], OssConfig | None] | None = None):
+                 oss_config: OssConfig | Callable[[], OssConfig | None] | None = None,
+                 export_roots: Sequence[str] | None = None):
+        self._export_roots = list(export_roots) if export_roots is not None else None
         self._store_factory = store_factory
         self._search_factory = search_factory or (lambda store: SearchService(store))
         self._workspace = workspace
@@ -50,6 +58,7 @@ class ApiContext:
         self._store: MetadataStore | None = None
         self._search: SearchService | None = None
         self._reader: UriReader | None = None
+        self._thumbnails: ThumbnailCache | None = None
 
     def store(self) -> MetadataStore:
         with self._lock:
@@ -79,9 +88,26 @@ class ApiContext:
         ws = self._workspace
         return Path(ws() if callable(ws) else ws)
 
+    def thumbnails(self) -> ThumbnailCache:
+        """One cache per process, so its size bound holds across requests."""
+        with self._lock:
+            if self._thumbnails is None:
+                self._thumbnails = ThumbnailCache(self.workspace() / "thumbnails")
+            return self._thumbnails
+
+    def default_export_dir(self) -> str:
+        return (self.workspace() / "exports").as_uri() + "/"
+
+    def export_roots(self) -> list[str]:
+        if self._export_roots is not None:
+            return self._export_roots
+        extra = os.environ.get("MMDM_EXPORT_ROOTS", "")
+        return [self.default_export_dir(), *(r.strip() for r in extra.split(",") if r.strip())]
+
 
 def embedded_context(workspace: Path, store_url: str | None = None, *,
-                     vectors: bool = True) -> ApiContext:
+                     vectors: bool = True,
+                     export_roots: Sequence[str] | None = None) -> ApiContext:
     """The embedded defaults without Airflow: the workspace's embedded PostgreSQL (or
     ``store_url``); vector queries search each version's index sets with the offline local
     embedder and the default vector store, as the quickstart builds them."""
@@ -109,5 +135,5 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
         return SearchService(store, index_opener=open_index)
 
     return ApiContext(store, search_factory=search, workspace=workspace,
-                      oss_config=OssConfig.from_env)
+                      oss_config=OssConfig.from_env, export_roots=export_roots)
 

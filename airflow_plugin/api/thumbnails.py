@@ -17,16 +17,20 @@ import io
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from .errors import bad_parameter
+from .errors import ApiError, bad_parameter
 
 DEFAULT_MODE = "w_200"
 MAX_SIDE = 16384
+MAX_OUTPUT_PIXELS = 4096 * 4096  # a 16384-wide strip, or a 4096-square view, not more
+MAX_SOURCE_PIXELS = 100_000_000  # decoding more costs gigabytes for one request
+CACHE_BYTES = 512 * 1024 * 1024
 _PART = re.compile(r"([a-z]+)_([0-9a-zA-Z]+)\Z")
 _MODES = ("lfit", "pad", "fill", "fixed")
 
@@ -99,11 +103,21 @@ def parse_mode(text: str | None) -> ThumbnailSpec:
 
 
 def render(data: bytes, spec: ThumbnailSpec) -> bytes:
-    """A JPEG thumbnail of the image ``data``."""
+    """A JPEG thumbnail of the image ``data``; 400 for a mode whose output would exceed
+    ``MAX_OUTPUT_PIXELS``, 422 for a source over ``MAX_SOURCE_PIXELS`` (both checked from the
+    header, before anything is decoded)."""
     with Image.open(io.BytesIO(data)) as src:
+        if src.width * src.height > MAX_SOURCE_PIXELS:
+            raise ApiError(422, "InvalidImage.TooLarge", f"the image has {src.width}x"
+                           f"{src.height} pixels; thumbnails are made of images up to "
+                           f"{MAX_SOURCE_PIXELS:,} pixels")
+        size = spec.target(ImageOps.exif_transpose(src).size if _rotated(src) else src.size)
+        if size[0] * size[1] > MAX_OUTPUT_PIXELS:
+            raise bad_parameter("ThumbnailMode", f"a {size[0]}x{size[1]} thumbnail is larger "
+                                f"than {MAX_OUTPUT_PIXELS:,} pixels")
         src.seek(0)  # first frame of an animated GIF/WebP
+        src.draft("RGB", size)  # JPEG: decode at a fraction of the size when that suffices
         im = ImageOps.exif_transpose(src).convert("RGB")
-    size = spec.target(im.size)
     if spec.mode == "fill":
         out = ImageOps.fit(im, size, Image.Resampling.LANCZOS)
     elif spec.mode == "pad":
@@ -115,11 +129,20 @@ def render(data: bytes, spec: ThumbnailSpec) -> bytes:
     return buf.getvalue()
 
 
-class ThumbnailCache:
-    """Thumbnails on disk under ``root``, one file per (meta id, fingerprint, mode)."""
+def _rotated(src: Image.Image) -> bool:
+    """EXIF orientation swaps width and height (5-8)."""
+    return src.getexif().get(0x0112, 1) in (5, 6, 7, 8)
 
-    def __init__(self, root: Path):
+
+class ThumbnailCache:
+    """Thumbnails on disk under ``root``, one file per (meta id, fingerprint, mode), at most
+    about ``max_bytes``: past it the least recently used go (a hit renews a file's time)."""
+
+    def __init__(self, root: Path, max_bytes: int = CACHE_BYTES):
         self.root = root
+        self.max_bytes = max_bytes
+        self._bytes: int | None = None  # counted on the first write, then kept up to date
+        self._lock = threading.Lock()
 
     @staticmethod
     def key(file_meta_id: str, fingerprint: str | None, mode: str) -> str:
@@ -131,7 +154,9 @@ class ThumbnailCache:
     def get_or_make(self, key: str, make: Callable[[], bytes]) -> bytes:
         path = self.path(key)
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
+            os.utime(path)
+            return data
         except FileNotFoundError:
             pass
         data = make()
@@ -141,4 +166,31 @@ class ThumbnailCache:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+        self._added(len(data))
         return data
+
+    def _files(self) -> list[tuple[float, int, Path]]:
+        out = []
+        for path in self.root.glob("*/*.jpg"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # another process pruned it
+                continue
+            out.append((st.st_mtime, st.st_size, path))
+        return out
+
+    def _added(self, size: int) -> None:
+        with self._lock:
+            if self._bytes is None:
+                self._bytes = sum(s for _, s, _ in self._files())
+            else:
+                self._bytes += size
+            if self._bytes <= self.max_bytes:
+                return
+            files = sorted(self._files())  # oldest first
+            self._bytes = sum(s for _, s, _ in files)
+            for _, s, path in files:
+                if self._bytes <= self.max_bytes * 0.8:  # room for a while
+                    break
+                path.unlink(missing_ok=True)
+                self._bytes -= s

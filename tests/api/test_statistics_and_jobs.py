@@ -57,7 +57,8 @@ def test_tag_statistics_on_both_engines(store):
     assert stats("filedir") == [("d0", 2), ("d1", 1)]
 
 
-def test_export_job_from_a_search(client, built, tmp_path):
+def test_export_job_from_a_search(client, built, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMDM_EXPORT_ROOTS", tmp_path.as_uri())  # a configured export root
     jobs_url = f"/api/v1/datasets/{built.dataset_id}/datasetjobs"
     spec = {"query": {"QueryTagsIncludeAny": "blue,green", "MaxResults": 10, "NextToken": ""},
             "exportDirUri": tmp_path.as_uri() + "/"}

@@ -44,7 +44,7 @@ def get_thumbnail(DatasetId: str, DatasetFileMetaId: str, request: Request,
     store = ctx.store()
     ds = store.get_dataset(DatasetId)
     meta = deps.file_meta(store, ds.dataset_id, DatasetFileMetaId)
-    cache = ThumbnailCache(ctx.workspace() / "thumbnails")
+    cache = ctx.thumbnails()
     key = cache.key(meta.file_meta_id, meta.file_fingerprint, repr(spec))
     return _cached_response(
         request, key,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from mmdm.adapters.export.job import run_export_job
+from mmdm.adapters.storage.roots import within_any
 
 from .. import deps
 from ..context import ApiContext
@@ -77,7 +78,8 @@ def _export_query(query: Any) -> Any:
 def create_job(DatasetId: str, body: CreateJobRequest,
                ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
     """CreateDatasetJob for ``FileMetaExport``: ``JobSpec`` = ``{query, filteredAttributes,
-    exportDirUri}``; ``exportDirUri`` defaults to the workspace's ``exports/`` folder."""
+    exportDirUri}``; ``exportDirUri`` defaults to the workspace's ``exports/`` folder and must
+    lie under one of the server's export roots."""
     if body.JobAction != "FileMetaExport":
         raise bad_parameter("JobAction", f"{body.JobAction!r} jobs run as Airflow DAG tasks; "
                             "this API creates FileMetaExport jobs")
@@ -87,7 +89,10 @@ def create_job(DatasetId: str, body: CreateJobRequest,
     store = ctx.store()
     ds = store.get_dataset(DatasetId)
     version = deps.version_name(store, ds.dataset_id, body.DatasetVersion)
-    export_dir = spec.get("exportDirUri") or (ctx.workspace() / "exports").as_uri() + "/"
+    export_dir = spec.get("exportDirUri") or ctx.default_export_dir()
+    if not within_any(export_dir, ctx.export_roots()):
+        raise bad_parameter("JobSpec.exportDirUri", f"{export_dir!r} is not under an export "
+                            f"root of this server ({', '.join(ctx.export_roots())})")
     result = run_export_job(store, ds.dataset_id, version, export_dir_uri=export_dir,
                             query=_export_query(spec.get("query")),
                             filtered_attributes=spec.get("filteredAttributes"),
