@@ -4,6 +4,7 @@ and exports confined to their roots, bounded thumbnails and bodies."""
 from __future__ import annotations
 
 import io
+import json
 import os
 
 import pytest
@@ -123,3 +124,29 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(context, built):
         chunked = c.post(url, content=iter([b"{", b" " * 3000, b"}"]),
                          headers={"content-type": "application/json"})
         assert chunked.status_code == 413
+
+
+def test_thousands_of_tag_edits_of_one_file_are_applied_in_order_and_written_once(
+        client, metas_url, monkeypatch):
+    probe = client.get(metas_url, params={"QueryExpression": "FileDir:'green'"}).json()[
+        "DatasetFileMetas"][0]
+    store = client.app.state.mmdm.store()
+    writes = []
+    real = store.apply_tag_edits
+    monkeypatch.setattr(store, "apply_tag_edits",
+                        lambda file_id, edits: writes.append(len(edits)) or real(file_id, edits))
+    items = [{"DatasetFileMetaId": probe["DatasetFileMetaId"],
+              "Tags": {"user": {"add": [f"bulk-{i}"]}}} for i in range(2000)]
+    items += [{"DatasetFileMetaId": probe["DatasetFileMetaId"],  # later items see earlier ones
+               "Tags": {"user": {"remove": ["bulk-7"], "add": ["bulk-last"]}}},
+              {"DatasetFileMetaId": "nope", "Tags": {"user": {"add": ["x"]}}}]
+    r = client.put(metas_url, json={"DatasetFileMetas": items}).json()
+    assert r["Status"] is False and r["FailedDetails"] == [
+        {"DatasetFileMetaId": "nope", "Result": "Not Found"}]
+    assert writes == [2001]  # one write for the file's 2,001 edits
+    one = client.get(f"{metas_url}/{probe['DatasetFileMetaId']}").json()["DatasetFileMeta"]
+    user = json.loads(one["Tags"])["user"]
+    assert len(user) == 2000 and "bulk-7" not in user and user[-1] == "bulk-last"
+    client.put(metas_url, json={"DatasetFileMetas": [{
+        "DatasetFileMetaId": probe["DatasetFileMetaId"],
+        "Tags": {"user": {"remove": [f"bulk-{i}" for i in range(2000)] + ["bulk-last"]}}}]})

@@ -179,35 +179,41 @@ def _tag_edits(item: FileMetaUpdate) -> dict[str, list[str]]:
     return kwargs
 
 
-def _update_one(store: MetadataStore, dataset_id: str, version: str | None,
-                item: FileMetaUpdate) -> tuple[dict[str, Any] | None, str | None]:
+def _checked_edits(store: MetadataStore, dataset_id: str, version: str | None,
+                   item: FileMetaUpdate, known: dict[str, str]) -> dict[str, list[str]] | str:
+    """The item's edit, or why it fails. ``known``: file ids already found (id -> meta id)."""
     try:
-        meta = deps.file_meta(store, dataset_id, item.DatasetFileMetaId)
-        if version and meta.dataset_version != version:
-            raise NotFoundError("not in this version")
-        edits = _tag_edits(item)
+        if item.DatasetFileMetaId not in known:
+            meta = deps.file_meta(store, dataset_id, item.DatasetFileMetaId)
+            if version and meta.dataset_version != version:
+                raise NotFoundError("not in this version")
+            known[item.DatasetFileMetaId] = meta.file_meta_id
+        return _tag_edits(item)
     except NotFoundError:
-        return None, "Not Found"
+        return "Not Found"
     except ValueError as err:
-        return None, str(err)
-    return store.update_user_tags(meta.file_meta_id, **edits).to_pai(), None
+        return str(err)
 
 
 @router.put("")
 def update_file_metas(DatasetId: str, body: UpdateFileMetasRequest,
                       ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
     """UpdateDatasetFileMetas' manual edit: ``add``/``remove`` on ``user`` and
-    ``user-delete-ai-tags``. Items succeed or fail one by one, as in PAI."""
+    ``user-delete-ai-tags``. Items succeed or fail one by one, as in PAI; a file's items are
+    applied in order and written once."""
     if body.TagJobId:
         raise ApiError(400, "InvalidParameter.TagJobId",
                        "algorithm write-back (TagJobId) is done by IntelligentTag jobs")
     store = ctx.store()
     ds = store.get_dataset(DatasetId)
-    failed, updated = [], []
+    failed, known = [], {}
+    edits: dict[str, list[dict[str, list[str]]]] = {}
     for item in body.DatasetFileMetas:
-        meta, reason = _update_one(store, ds.dataset_id, body.DatasetVersion, item)
-        if meta is None:
-            failed.append({"DatasetFileMetaId": item.DatasetFileMetaId, "Result": reason})
+        edit = _checked_edits(store, ds.dataset_id, body.DatasetVersion, item, known)
+        if isinstance(edit, str):
+            failed.append({"DatasetFileMetaId": item.DatasetFileMetaId, "Result": edit})
         else:
-            updated.append(meta)
+            edits.setdefault(known[item.DatasetFileMetaId], []).append(edit)
+    updated = [store.apply_tag_edits(file_id, file_edits).to_pai()
+               for file_id, file_edits in edits.items()]
     return {"Status": not failed, "FailedDetails": failed, "DatasetFileMetas": updated}
