@@ -3,8 +3,10 @@
 Each filter parameter is a row of ``FILTER_PARAMS`` that turns its value(s) into DSL nodes; all
 conditions are AND-ed, in table order. ``QueryTags*`` apply to ``Tags.all``. List values are
 lists or comma-separated strings (PAI's ``style=simple``; items are stripped, empty items
-dropped). Options map onto the same names the DSL uses. ``QueryExpression`` together with any
-other query parameter is refused (``conflicting-params``); see SEMANTICS.md.
+dropped). Options map onto the same names the DSL uses. ``QueryExpression`` combines with the
+paging parameters (``PAGING_PARAMS``: they say which page, not which files), unless the
+expression sets the same option; with any other query parameter it is refused
+(``conflicting-params``); see SEMANTICS.md.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ OPTION_PARAMS: dict[str, str] = {
     "Order": "Order", "MaxResults": "MaxResults", "PageSize": "MaxResults",
     "NextToken": "NextToken", "ThumbnailMode": "ThumbnailMode",
 }
+# What an SDK sends beside QueryExpression to page through it (PAI's SDK: MaxResults).
+PAGING_PARAMS = ("MaxResults", "PageSize", "NextToken", "Order", "SortBy", "ThumbnailMode")
 UNSUPPORTED = {"QueryVideo": "video queries are not supported"}
 KNOWN = ROUTING | {p for p, _, _ in FILTER_PARAMS} | set(OPTION_PARAMS) | set(UNSUPPORTED) | {
     "QueryExpression"}
@@ -131,22 +135,33 @@ def _lifted(given: dict[str, Any]) -> list[Node]:
     return nodes
 
 
+def _expression_and_paging(given: dict[str, Any]) -> Query:
+    others = sorted(set(given) - {"QueryExpression", *PAGING_PARAMS})
+    if others:
+        raise _err("conflicting-params", "QueryExpression cannot be combined with "
+                   f"{', '.join(others)}: write them inside the expression")
+    query = parse(str(given["QueryExpression"]))
+    paging = analyze(and_(*_lifted({k: v for k, v in given.items() if k in PAGING_PARAMS})))
+    clash = sorted(set(paging.options) & set(query.options))
+    if clash:
+        raise _err("conflicting-params", f"{', '.join(clash)} is given both in QueryExpression "
+                   "and as a parameter: give it once")
+    return Query(query.filter, query.semantic, {**query.options, **paging.options})
+
+
 def parse_params(params: Mapping[str, Any]) -> Query:
     """Build the ``Query`` of ListDatasetFileMetas request parameters (PAI names).
 
     Raises:
         DslSemanticError: unknown or unsupported parameter, bad value, or ``QueryExpression``
-            combined with other query parameters (code ``conflicting-params``).
+            combined with query parameters other than paging ones, or setting an option a
+            paging parameter sets too (code ``conflicting-params``).
         DslSyntaxError: a malformed ``QueryExpression``.
     """
     _check_names(params)
     given = {k: v for k, v in params.items() if k not in ROUTING and not _blank(v)}
     if "QueryExpression" in given:
-        others = sorted(set(given) - {"QueryExpression"})
-        if others:
-            raise _err("conflicting-params", "QueryExpression cannot be combined with "
-                       f"{', '.join(others)}: write them inside the expression")
-        return parse(str(given["QueryExpression"]))
+        return _expression_and_paging(given)
     if str(given.get("QueryType", "")).upper() == "TAG" and "QueryText" in given:
         tags = _items(given.get("QueryTagsIncludeAll") or []) + [str(given["QueryText"]).strip()]
         given["QueryTagsIncludeAll"] = tags

@@ -56,6 +56,13 @@ EQUIVALENT: list[tuple[dict[str, Any], str]] = [
      "AND NOT Tags.all='rainy days' AND Content:'horse' AND TopK=10"),
     ({"QueryExpression": "FileDir:'blue_car' AND TopK=5", "DatasetId": "d", "WorkspaceId": "w"},
      "FileDir:'blue_car' AND TopK=5"),
+    # Paging parameters page a QueryExpression, as PAI's SDK sends them.
+    ({"QueryExpression": "FileDir:'blue_car'", "MaxResults": "20", "Order": "DESC",
+      "SortBy": "FileUpdateTime", "NextToken": "abc"},
+     "FileDir:'blue_car' AND MaxResults=20 AND Order='DESC' AND SortBy='FileUpdateTime' AND "
+     "NextToken='abc'"),
+    ({"QueryExpression": "Content:'a car' AND TopK=5", "PageSize": 7},
+     "Content:'a car' AND TopK=5 AND MaxResults=7"),
 ]
 
 
@@ -77,6 +84,9 @@ def test_same_rows_as_dsl() -> None:
     ({"QueryExpression": "FileName:'a'", "QueryFileName": "b"}, "conflicting-params",
      "QueryFileName"),
     ({"QueryExpression": "FileName:'a'", "TopK": 5}, "conflicting-params", "TopK"),
+    ({"QueryExpression": "FileName:'a' AND MaxResults=5", "MaxResults": 10},
+     "conflicting-params", "MaxResults is given both"),
+    ({"QueryExpression": "FileName:'a'", "MaxResults": 0}, "bad-value", "MaxResults"),
     ({"QueryFileNam": "a"}, "unknown-param", "did you mean 'QueryFileName'?"),
     ({"Tags": "a"}, "unknown-param", "Tags"),
     ({"QueryVideo": "oss://b/v.mp4"}, "unsupported-param", "QueryVideo"),
