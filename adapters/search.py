@@ -10,6 +10,7 @@ condition and adds nothing to the score. ``SortBy`` reorders the ranked list by 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -87,6 +88,26 @@ class _Ranked:
     at: float
 
 
+class RankedCache:
+    """The ranked lists of recent vector queries, by query fingerprint; thread-safe."""
+
+    def __init__(self, size: int = 32):
+        self.size = size
+        self._entries: OrderedDict[str, _Ranked] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, fp: str) -> _Ranked | None:
+        with self._lock:
+            return self._entries.get(fp)
+
+    def put(self, fp: str, entry: _Ranked) -> None:
+        with self._lock:
+            self._entries[fp] = entry
+            self._entries.move_to_end(fp)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
 class SearchService:
     """Searches one metadata store, and the vector index sets of its versions.
 
@@ -105,13 +126,15 @@ class SearchService:
         limits: where the planner switches strategy.
         cache_s: how long a ranked list is kept for its NextToken pages (re-ranking each page
             would embed the query again).
+        ranked: where those lists are kept; services of one server (one per worker thread,
+            each on its own connection) share one, so a page finds the lists of the others.
     """
 
     def __init__(self, store: MetadataStore, *, vector_store: VectorStore | None = None,
                  embedder: Embedder | None = None, index_set_id: str | None = None,
                  index_opener: IndexOpener | None = None,
                  oss_config: OssConfig | None = None, limits: planner.Limits | None = None,
-                 cache_s: float = 300.0):
+                 cache_s: float = 300.0, ranked: RankedCache | None = None):
         self.store, self.vector_store, self.embedder = store, vector_store, embedder
         self.index_set_id = index_set_id
         self.index_opener = index_opener
@@ -119,7 +142,7 @@ class SearchService:
         self.limits = limits or planner.Limits()
         self.loader = ImageLoader(oss_config)
         self.cache_s = cache_s
-        self._ranked: OrderedDict[str, _Ranked] = OrderedDict()
+        self.ranked = ranked or RankedCache()
         self._token_key: bytes | None = None
 
     @property
@@ -354,17 +377,14 @@ class SearchService:
 
     # -- ranked-list cache for NextToken pages ----------------------------------------------
     def _cached(self, fp: str) -> _Ranked | None:
-        entry = self._ranked.get(fp)
+        entry = self.ranked.get(fp)
         if entry is None or time.monotonic() - entry.at > self.cache_s:
             return None
         return entry
 
     def _remember(self, fp: str, hits: list[planner.Hit], plan: str) -> _Ranked:
         entry = _Ranked(hits, plan, time.monotonic())
-        self._ranked[fp] = entry
-        self._ranked.move_to_end(fp)
-        while len(self._ranked) > 32:
-            self._ranked.popitem(last=False)
+        self.ranked.put(fp, entry)
         return entry
 
     def _check_spec(self, index: IndexSet) -> None:

@@ -18,7 +18,7 @@ from mmdm.adapters.index_sets import IndexSet
 from mmdm.adapters.metadata import MetadataStore, open_store
 from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.metadata.embedded import workspace_store_url
-from mmdm.adapters.search import SearchService
+from mmdm.adapters.search import RankedCache, SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
 from mmdm.adapters.vectors.base import VectorStore
 
@@ -30,7 +30,11 @@ SearchFactory = Callable[[MetadataStore], SearchService]
 
 
 class ApiContext:
-    """Lazily opened store, search service and file reader, shared by all requests.
+    """Lazily opened stores, search services and a file reader.
+
+    Each worker thread of the server gets its own store (its own database connection) and
+    search service, so requests run in parallel instead of queueing on one connection; the
+    services share one cache of ranked vector lists (NextToken pages).
 
     Args:
         store_factory: opens the metadata store.
@@ -55,24 +59,23 @@ class ApiContext:
         self._workspace = workspace
         self._oss_config = oss_config
         self._lock = threading.Lock()
-        self._store: MetadataStore | None = None
-        self._search: SearchService | None = None
+        self._local = threading.local()  # this thread's store and search service
+        self._ranked = RankedCache()
         self._reader: UriReader | None = None
         self._thumbnails: ThumbnailCache | None = None
 
     def store(self) -> MetadataStore:
-        with self._lock:
-            if self._store is None:
-                self._store = self._store_factory()
-            return self._store
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = self._store_factory()
+        return store
 
     def search(self) -> SearchService:
-        # One service for the app's life: it caches ranked vector lists for NextToken pages.
-        store = self.store()
-        with self._lock:
-            if self._search is None:
-                self._search = self._search_factory(store)
-            return self._search
+        search = getattr(self._local, "search", None)
+        if search is None:
+            search = self._local.search = self._search_factory(self.store())
+            search.ranked = self._ranked
+        return search
 
     def oss_config(self) -> OssConfig | None:
         cfg = self._oss_config

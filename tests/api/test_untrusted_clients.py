@@ -130,11 +130,11 @@ def test_thousands_of_tag_edits_of_one_file_are_applied_in_order_and_written_onc
         client, metas_url, monkeypatch):
     probe = client.get(metas_url, params={"QueryExpression": "FileDir:'green'"}).json()[
         "DatasetFileMetas"][0]
-    store = client.app.state.mmdm.store()
+    store_class = type(client.app.state.mmdm.store())  # each worker thread has its own store
     writes = []
-    real = store.apply_tag_edits
-    monkeypatch.setattr(store, "apply_tag_edits",
-                        lambda file_id, edits: writes.append(len(edits)) or real(file_id, edits))
+    real = store_class.apply_tag_edits
+    monkeypatch.setattr(store_class, "apply_tag_edits", lambda self, file_id, edits: (
+        writes.append(len(edits)) or real(self, file_id, edits)))
     items = [{"DatasetFileMetaId": probe["DatasetFileMetaId"],
               "Tags": {"user": {"add": [f"bulk-{i}"]}}} for i in range(2000)]
     items += [{"DatasetFileMetaId": probe["DatasetFileMetaId"],  # later items see earlier ones
