@@ -5,18 +5,47 @@ memory stays flat however many files there are. A file whose size and modificati
 ETag, on OSS) match its meta is not read at all; a file whose fingerprint is unchanged costs no
 write, except a touched one (same bytes, new time): its time is recorded, so it is read once. A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears.
 A file that cannot be used is a recorded per-file failure and the scan goes on.
+
+Local files are hashed in 1 MiB chunks (memory flat in the file's size); the header is probed
+from the same open file, and the size and time recorded are that file's (fstat), so all three
+describe the bytes hashed. A file whose size or time differs after the read from before it, or
+that gave fewer or more bytes than its size, "changed while being read": a failure.
+
+No directory entry aborts the scan. Per kind (``failed``: recorded in the job's files with the
+reason, the job ends PartialFailed, the next scan tries again; ``skipped``: counted, logged
+with the reason, the job can still end Succeeded):
+
+- failed "name is not valid UTF-8": its URI, hence its meta, cannot hold the name (the failure
+  is recorded under the name percent-encoded byte for byte);
+- failed "symlink loop", "dangling link: its target does not exist";
+- failed "link leads outside the dataset folder": the target is neither registered nor read
+  (LocalStorage(follow_links_outside_root=True) allows it); links within the folder are fine;
+- failed "vanished: no such file", "unreadable: <why>", "not a regular file any more": the
+  entry went or changed between listing and reading (or could not be read);
+- failed "changed while being read"; failed "truncated: header-only image: ..." and the other
+  image checks of :mod:`imageprobe`;
+- failed "folder cannot be listed: <why>", under the folder's URI: the listing is then
+  incomplete, so this scan marks no file DELETED;
+- skipped "not a regular file: a FIFO" (a socket, a device, a link to a folder: links to
+  folders are never followed, which also rules out loops through folders), and, unlogged,
+  files that are not a supported image.
+
+A failure found by the listing itself (the name, a loop, a dangling or outside link) means
+there is no usable file under that name: a meta it had is marked DELETED, as for a removed
+file. A failure found on reading leaves a meta as it was (the next scan tries again).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import posixpath
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from PIL import Image
 
@@ -45,11 +74,12 @@ class ScanResult:
     restored: int = 0
     deleted: int = 0
     failed: int = 0
-    skipped: int = 0  # not a supported image format
+    skipped: int = 0  # not a supported image format, or not a file (a FIFO, a device)
     failures: list[tuple[str, str]] = field(default_factory=list)  # first few, for display
+    skips: list[tuple[str, str]] = field(default_factory=list)  # first few with a reason
 
     def to_dict(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "failures"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("failures", "skips")}
 
 
 @dataclass(frozen=True)
@@ -61,26 +91,79 @@ class _Outcome:
     touched: int | None = None  # pk of an unchanged file whose listed size or time is new
 
 
-# (fingerprint, image info, failure reason): plain data, so it crosses process boundaries.
-Examined = tuple[str | None, ImageInfo | None, str | None]
+# (fingerprint, image info, failure reason, the file as read: on local disks its size and time
+# are those of the bytes hashed): plain data, so it crosses process boundaries.
+Examined = tuple[str | None, ImageInfo | None, str | None, ObjectInfo]
+
+CHUNK_BYTES = 1 << 20  # hashing reads this much at a time
 
 
 def examine(storage: Storage, obj: ObjectInfo, max_pixels: int) -> Examined:
     """Fingerprint a file and read its image header, reading no more than that needs:
-    the whole file on local disks (MD5), the head and tail on OSS (the ETag is listed)."""
+    the whole file on local disks (MD5, streamed), the head and tail on OSS (the ETag is
+    listed). Never raises for a bad file: the reason is returned."""
     try:
-        if obj.etag is None:
-            data = storage.read(obj.key)
-            return hashlib.md5(data).hexdigest(), _probe(storage, obj, data, None, max_pixels), None
+        if isinstance(storage, LocalStorage):
+            return _examine_local(storage, obj, max_pixels)
         head = storage.read(obj.key, (0, HEAD_BYTES - 1)) if obj.size else b""
         tail = None
         if obj.size > len(head):
             tail = storage.read(obj.key, (max(obj.size - TAIL_BYTES, 0), obj.size - 1))
-        return obj.etag, _probe(storage, obj, head, tail, max_pixels), None
+        return obj.etag, _probe(storage, obj, head, tail, max_pixels), None, obj
     except ProbeError as exc:
-        return None, None, f"{exc.reason}: {exc.detail}"
+        return None, None, f"{exc.reason}: {exc.detail}", obj
     except AdapterError as exc:  # the client already retried; the next scan tries again
-        return None, None, f"{'unavailable' if exc.retriable else 'unreadable'}: {exc.message}"
+        if isinstance(storage, LocalStorage):  # says what happened: vanished, a loop, ...
+            return None, None, exc.message, obj
+        return None, None, f"{'unavailable' if exc.retriable else 'unreadable'}: {exc.message}", obj
+    except OSError as exc:  # a read error half way through (EIO)
+        return None, None, f"unreadable: {exc.strerror or type(exc).__name__}", obj
+    except Exception as exc:  # a decoder bug on a hostile file fails that file, not the job
+        log.exception("examining %s", obj.uri)
+        return None, None, f"unexpected error: {type(exc).__name__}", obj
+
+
+def _examine_local(storage: LocalStorage, obj: ObjectInfo, max_pixels: int) -> Examined:
+    """MD5 and header from one open file, with its size and time from fstat before the read;
+    the same fstat after it proves the three describe the same bytes."""
+    with storage.open(obj.key) as fh:
+        before = os.fstat(fh.fileno())
+        digest, hashed, first = _md5(fh, before.st_size)
+        try:
+            info, reason = _probe_read(obj.key, fh, first, hashed, max_pixels), None
+        except ProbeError as exc:
+            info, reason = None, f"{exc.reason}: {exc.detail}"
+        after = os.fstat(fh.fileno())
+    size, mtime_ms = before.st_size, before.st_mtime_ns // 1_000_000
+    read = obj if (obj.size, obj.mtime_ms) == (size, mtime_ms) else replace(
+        obj, size=size, mtime_ms=mtime_ms)
+    if hashed != before.st_size or (after.st_size, after.st_mtime_ns) != (
+            before.st_size, before.st_mtime_ns):
+        return None, None, (f"changed while being read: {before.st_size} bytes before, "
+                            f"{hashed} read, {after.st_size} after"), read
+    return digest, info, reason, read
+
+
+def _md5(fh: BinaryIO, size: int) -> tuple[str, int, bytes]:
+    """The MD5 of a file, read in chunks; how many bytes it covers; the first chunk."""
+    md5, n, first = hashlib.md5(), 0, b""
+    want = min(max(size + 1, 64 * 1024), CHUNK_BYTES)  # a small file: no 1 MiB buffers
+    while chunk := fh.read(want):
+        md5.update(chunk)
+        n += len(chunk)
+        first = first or chunk
+    return md5.hexdigest(), n, first
+
+
+def _probe_read(name: str, fh: BinaryIO, first: bytes, size: int, max_pixels: int) -> ImageInfo:
+    """Probe a file just hashed: from memory when it was one chunk (most images: the fastest),
+    else from the open file, with its last bytes for the integrity checks."""
+    if len(first) == size:
+        return probe_image(name, first, size, max_pixels=max_pixels)
+    fh.seek(max(size - TAIL_BYTES, 0))
+    tail = fh.read(TAIL_BYTES)
+    fh.seek(0)
+    return probe_image(name, first[:HEAD_BYTES], size, tail, max_pixels=max_pixels, fp=fh)
 
 
 def _probe(storage: Storage, obj: ObjectInfo, head: bytes, tail: bytes | None,
@@ -144,6 +227,7 @@ class FileMetaBuilder:
         self.version = version
         self.allow_empty = allow_empty
         self.examiner = _Examiner(storage, max_pixels, workers)
+        self.incomplete = False  # a folder could not be listed: deletions are unproven
 
     def run(self, result: ScanResult, meter: ProgressMeter, batch_size: int) -> None:
         listing = (o for o in self.storage.list() if self._keep(o, result))
@@ -160,7 +244,8 @@ class FileMetaBuilder:
                     outcomes = [self._outcome(o, known.get(o.uri), examined.get(o.uri), now)
                                 for o in batch]
                     self._write(outcomes, result.job_id)
-                    seen.add([known[o.uri][0] for o in batch if o.uri in known])
+                    # An entry the listing found unusable has no file: its meta is not seen.
+                    seen.add([known[o.uri][0] for o in batch if o.uri in known and not o.problem])
                     self._count(outcomes, result)
                     result.listed += len(batch)
                     meter.advance(len(batch), sum(o.kind == "failed" for o in outcomes))
@@ -168,7 +253,12 @@ class FileMetaBuilder:
             finally:
                 self.examiner.close()
             self._refuse_emptying(result)
-            result.deleted = seen.mark_unseen_deleted()
+            if self.incomplete:
+                self.store.append_job_log(
+                    result.job_id, "Some folders could not be listed (see the failed files): "
+                    "no file is marked DELETED by this run", level="WARN")
+            else:
+                result.deleted = seen.mark_unseen_deleted()
 
     def _refuse_emptying(self, result: ScanResult) -> None:
         """An empty listing of a version that has files is far likelier an unmounted or wrong
@@ -188,16 +278,19 @@ class FileMetaBuilder:
         if not batch:
             return None
         known = self.store.scan_lookup(self.dataset_id, self.version, [o.uri for o in batch])
-        todo = [o for o in batch if not _unchanged_listing(o, known.get(o.uri))]
+        todo = [o for o in batch
+                if not o.problem and not _unchanged_listing(o, known.get(o.uri))]
         return batch, known, todo, self.examiner.submit(todo)
 
     def _outcome(self, obj: ObjectInfo, known: tuple | None, examined: Examined | None,
                  now: int) -> _Outcome:
+        if obj.problem:
+            return _Outcome(obj, kind="failed", reason=_printable(obj.problem))
         if examined is None:  # size, time (and ETag) as recorded: not even read
             return _Outcome(obj)
-        fingerprint, info, reason = examined
+        fingerprint, info, reason, obj = examined  # obj: its size and time as hashed
         if info is None:
-            return _Outcome(obj, kind="failed", reason=reason)
+            return _Outcome(obj, kind="failed", reason=_printable(reason or "unreadable"))
         pk0, fingerprint0, _, _, status0 = known or (None, None, None, None, None)
         if known and fingerprint == fingerprint0 and status0 == "ACTIVE":
             return _Outcome(obj, touched=pk0)  # read because the listing differed: record it
@@ -221,12 +314,26 @@ class FileMetaBuilder:
         )
         return _Outcome(obj, meta, kind)
 
-    @staticmethod
-    def _keep(obj: ObjectInfo, result: ScanResult) -> bool:
+    def _keep(self, obj: ObjectInfo, result: ScanResult) -> bool:
+        """Whether a listed entry is examined (or recorded as failed), else counted skipped."""
+        if obj.key.endswith("/"):  # a folder that could not be listed: a failure
+            self.incomplete = True
+            return True
+        if obj.skip:
+            self._skip(obj, result)
+            return False
         if is_supported_image(obj.key):
             return True
         result.skipped += 1
         return False
+
+    def _skip(self, obj: ObjectInfo, result: ScanResult) -> None:
+        result.skipped += 1
+        log.info("skipped %s: %s", obj.uri, obj.problem)
+        if len(result.skips) < 20:  # a folder of sockets must not flood the job log
+            result.skips.append((obj.uri, obj.problem or ""))
+            self.store.append_job_log(result.job_id, f"Skipped {obj.uri}: {obj.problem}",
+                                      level="WARN")
 
     def _write(self, outcomes: list[_Outcome], job_id: str) -> None:
         metas = [o.meta for o in outcomes if o.meta is not None]
@@ -248,6 +355,11 @@ class FileMetaBuilder:
             setattr(result, o.kind, getattr(result, o.kind) + 1)
             if o.kind == "failed" and len(result.failures) < 20:
                 result.failures.append((o.obj.uri, o.reason or ""))
+
+
+def _printable(reason: str) -> str:
+    """A reason the database accepts: no lone surrogates (bytes of a name that is not UTF-8)."""
+    return reason.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _unchanged_listing(obj: ObjectInfo, known: tuple | None) -> bool:

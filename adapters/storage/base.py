@@ -24,6 +24,11 @@ class ObjectInfo:
     size: int
     mtime_ms: int
     etag: str | None = None  # OSS ETag (the fingerprint PAI uses); None for local files
+    # A listed entry that is not a usable file says why (local disks: a symlink loop, a name
+    # that is not UTF-8, ...); ``skip``: not a file at all (a FIFO, a device), so not a failure.
+    # A key ending in "/" is a folder that could not be listed.
+    problem: str | None = None
+    skip: bool = False
 
 
 class Storage(Protocol):

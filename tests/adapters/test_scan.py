@@ -74,7 +74,8 @@ def test_unchanged_files_cost_no_write(store, tmp_path):
 
 
 class _CountingStorage(LocalStorage):
-    """The real local storage, counting the files the scan reads."""
+    """The real local storage, counting the files the scan reads, whichever way: ``open``
+    (streamed, as the scan hashes) or ``read``."""
 
     def __init__(self, root):
         super().__init__(root.as_uri())
@@ -83,6 +84,10 @@ class _CountingStorage(LocalStorage):
     def read(self, key, byte_range=None):
         self.reads.append(key)
         return super().read(key, byte_range)
+
+    def open(self, key):
+        self.reads.append(key)
+        return super().open(key)
 
 
 def test_unchanged_files_are_not_read_at_all_and_a_touched_file_only_once(store, tmp_path):
