@@ -61,7 +61,8 @@ def serve(workspace: Path, store_url: str | None, port: int, token: str) -> subp
            "--port", str(port), "--token", token]
     if store_url:
         cmd += ["--store-url", store_url]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(workspace / "server.log", "wb")  # read back when a request failed
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -136,6 +137,8 @@ def main() -> None:
     print(f"{args.clients} clients, {args.seconds:.0f} s: {len(latencies) / args.seconds:.1f} "
           f"requests/s, p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms, "
           f"{len(errors)} errors{': ' + errors[0] if errors else ''}")
+    if errors:
+        print((workspace / "server.log").read_text(errors="replace")[-3000:])
 
 
 if __name__ == "__main__":

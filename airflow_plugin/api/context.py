@@ -115,8 +115,14 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
     ``store_url``); vector queries search each version's index sets with the offline local
     embedder and the default vector store, as the quickstart builds them."""
 
+    url: list[str] = []  # found once: starting the embedded server is not for 20 threads
+    url_lock = threading.Lock()
+
     def store() -> MetadataStore:
-        return open_store(store_url or workspace_store_url(workspace))
+        with url_lock:
+            if not url:
+                url.append(store_url or workspace_store_url(workspace))
+        return open_store(url[0])
 
     def search(store: MetadataStore) -> SearchService:
         if not vectors:
