@@ -220,16 +220,19 @@ class JobWorkMixin:
     def apply_tag_edits(self: MetadataStore, file_meta_id: str,
                         edits: Sequence[Mapping[str, Sequence[str]]]) -> FileMeta:
         """Several manual edits of one file, applied in order, written once: time linear in
-        the tags and edits (a request may carry thousands for one file)."""
+        the tags and edits (a request may carry thousands for one file). An edit's keys:
+        ``user_set``/``deleted_set`` (replace the list), then ``*_add`` and ``*_remove``."""
         with self.transaction():
             meta = self.get_file_meta(file_meta_id)
             user = dict.fromkeys(meta.tags_user)  # ordered sets
             deleted = dict.fromkeys(meta.tags_user_delete_ai)
             for edit in edits:
-                for group, add, remove in ((user, "user_add", "user_remove"),
-                                           (deleted, "deleted_add", "deleted_remove")):
-                    group.update(dict.fromkeys(edit.get(add, ())))
-                    for tag in edit.get(remove, ()):
+                for group, prefix in ((user, "user"), (deleted, "deleted")):
+                    if f"{prefix}_set" in edit:
+                        group.clear()
+                    group.update(dict.fromkeys(edit.get(f"{prefix}_set", ())))
+                    group.update(dict.fromkeys(edit.get(f"{prefix}_add", ())))
+                    for tag in edit.get(f"{prefix}_remove", ()):
                         group.pop(tag, None)
             self.execute(
                 "UPDATE file_metas SET tags_user = ?, tags_user_delete_ai = ?, tags_all = ?, "

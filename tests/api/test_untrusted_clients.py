@@ -150,3 +150,22 @@ def test_thousands_of_tag_edits_of_one_file_are_applied_in_order_and_written_onc
     client.put(metas_url, json={"DatasetFileMetas": [{
         "DatasetFileMetaId": probe["DatasetFileMetaId"],
         "Tags": {"user": {"remove": [f"bulk-{i}" for i in range(2000)] + ["bulk-last"]}}}]})
+
+
+def test_tags_sent_as_a_json_string_edit_or_fail_per_item_never_a_500(client, metas_url):
+    probe = client.get(metas_url, params={"QueryExpression": "FileDir:'snow'"}).json()[
+        "DatasetFileMetas"][0]
+    file_id = probe["DatasetFileMetaId"]
+    bad = ["not json", "[1, 2]", '"x"', '{"user": 5}', '{"ai": ["x"]}']
+    items = [{"DatasetFileMetaId": file_id, "Tags": text} for text in bad]
+    items.append({"DatasetFileMetaId": file_id,  # PAI's SDK: a JSON string, a plain list
+                  "Tags": json.dumps({"user": ["sdk-a", "sdk-b"]})})
+    r = client.put(metas_url, json={"DatasetFileMetas": items})
+    assert r.status_code == 200, r.text
+    assert [f["DatasetFileMetaId"] for f in r.json()["FailedDetails"]] == [file_id] * len(bad)
+    one = client.get(f"{metas_url}/{file_id}").json()["DatasetFileMeta"]
+    assert json.loads(one["Tags"])["user"] == ["sdk-a", "sdk-b"]  # the list replaced the group
+    client.put(metas_url, json={"DatasetFileMetas": [
+        {"DatasetFileMetaId": file_id, "Tags": '{"user": []}'}]})
+    one = client.get(f"{metas_url}/{file_id}").json()["DatasetFileMeta"]
+    assert json.loads(one["Tags"]).get("user", []) == []

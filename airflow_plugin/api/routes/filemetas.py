@@ -147,7 +147,7 @@ class FileMetaUpdate(BaseModel):
     # Extra fields are kept so they can be refused per item instead of silently dropped.
     model_config = ConfigDict(extra="allow")
     DatasetFileMetaId: str
-    Tags: dict[str, TagEdit] | str | None = None
+    Tags: dict[str, TagEdit | list[str]] | str | None = None
 
 
 class UpdateFileMetasRequest(BaseModel):
@@ -157,26 +157,36 @@ class UpdateFileMetasRequest(BaseModel):
     TagJobId: str | None = None
 
 
-EDITABLE_GROUPS = {"user": ("user_add", "user_remove"),
-                   "user-delete-ai-tags": ("deleted_add", "deleted_remove")}
+EDITABLE_GROUPS = {"user": "user", "user-delete-ai-tags": "deleted"}
 
 
 def _tag_edits(item: FileMetaUpdate) -> dict[str, list[str]]:
-    """The keyword arguments of ``update_user_tags``; ValueError names what is refused."""
+    """The edit of ``apply_tag_edits`` one item asks for; ValueError names what is refused.
+
+    Per group, ``{"add": [...], "remove": [...]}`` edits the list and a plain list replaces it
+    (as PAI's write-back replaces ``ai``). ``Tags`` may come as a JSON string, as PAI's SDK
+    sends it."""
     if item.model_extra:
         raise ValueError(f"only Tags can be edited here, not {sorted(item.model_extra)}")
     tags = item.Tags
-    if isinstance(tags, str):  # PAI sends Tags as a JSON string
-        tags = {g: TagEdit.model_validate(v) for g, v in json.loads(tags or "{}").items()}
-    kwargs: dict[str, list[str]] = {}
-    for group, edit in (tags or {}).items():
+    if isinstance(tags, str):
+        parsed = json.loads(tags or "{}")  # a JSONDecodeError is a ValueError too
+        if not isinstance(parsed, dict):
+            raise ValueError("Tags must be a JSON object of tag groups, e.g. "
+                             '{"user": {"add": ["a"], "remove": []}}')
+        tags = FileMetaUpdate(DatasetFileMetaId=item.DatasetFileMetaId, Tags=parsed).Tags
+    edit: dict[str, list[str]] = {}
+    for group, change in (tags or {}).items():  # type: ignore[union-attr]
         if group not in EDITABLE_GROUPS:
             raise ValueError(f"tag group {group!r} cannot be edited by hand: only "
                              "user and user-delete-ai-tags (ai tags come from tagging jobs)")
-        add, remove = EDITABLE_GROUPS[group]
-        kwargs[add] = [t.strip() for t in edit.add if t.strip()]
-        kwargs[remove] = [t.strip() for t in edit.remove if t.strip()]
-    return kwargs
+        prefix = EDITABLE_GROUPS[group]
+        if isinstance(change, list):
+            edit[f"{prefix}_set"] = [t.strip() for t in change if t.strip()]
+        else:
+            edit[f"{prefix}_add"] = [t.strip() for t in change.add if t.strip()]
+            edit[f"{prefix}_remove"] = [t.strip() for t in change.remove if t.strip()]
+    return edit
 
 
 def _checked_edits(store: MetadataStore, dataset_id: str, version: str | None,
