@@ -34,6 +34,7 @@ from .errors import AdapterError, ConfigError
 from .index_sets import IndexSet, find_index_set, index_sets
 from .jobs.common import ImageLoader
 from .metadata import FileMeta, MetadataStore
+from .metadata.store import database_errors
 from .metadata.model import FILE_META_COLUMNS
 from .models.base import Embedder
 from .search_sources import (
@@ -162,6 +163,11 @@ class SearchService:
             QueryError: ``bad-next-token``, ``missing-semantic``, ``no-text-embedding``, ...
             AdapterError: no index set, or a backend failure.
         """
+        with database_errors():
+            return self._search(dataset_id, version, query, query_image, index_set_id)
+
+    def _search(self, dataset_id: str, version: str, query: Query, query_image: bytes | None,
+                index_set_id: str | None) -> SearchPage:
         dataset_id = self.store.get_dataset(dataset_id).dataset_id
         self.store.get_version(dataset_id, version)
         mode, why = planner.query_mode(query, image_upload=query_image is not None)
@@ -196,6 +202,14 @@ class SearchService:
                         ) -> Iterator[tuple[tuple[Any, ...], float | None]]:
         """:meth:`iter_matches` as SQL rows ``(pk, *columns, ...)``, the engine's values as
         they come: exports select a rendered line and decode nothing."""
+        with database_errors():
+            yield from self._iter_match_rows(dataset_id, version, query, query_image,
+                                             page_size, columns, index_set_id)
+
+    def _iter_match_rows(self, dataset_id: str, version: str, query: Query,
+                         query_image: bytes | None, page_size: int,
+                         columns: Sequence[str | exp.Expression], index_set_id: str | None,
+                         ) -> Iterator[tuple[tuple[Any, ...], float | None]]:
         dataset_id = self.store.get_dataset(dataset_id).dataset_id
         mode, why = planner.query_mode(query, image_upload=query_image is not None)
         if mode == "TAG":

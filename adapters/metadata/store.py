@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
-from ..errors import AlreadyExistsError, NotFoundError
+from ..errors import AdapterError, AlreadyExistsError, NotFoundError
 from ..ids import new_dataset_id, new_job_id, new_prompt_id
 from ..timeutil import now_ms, to_iso
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
@@ -41,6 +41,23 @@ FINAL_JOB_STATUSES = ("Succeeded", "PartialFailed", "Failed", "ManuallyStop")
 # worker is taken for lost: well above a slow model call or a big batch's commit.
 LOST_JOB_ACTIONS = ("FileMetaBuild", "IntelligentTag", "SemanticIndex")
 LOST_AFTER_S = 120.0
+
+
+@contextmanager
+def database_errors(what: str = "this query") -> Iterator[None]:
+    """A driver error (SQLite, PostgreSQL) as an ``AdapterError`` that says what failed: an
+    accepted query never surfaces as a raw driver exception. Lost connections and locks are
+    retriable; anything else is not."""
+    import sqlite3
+
+    import psycopg
+
+    try:
+        yield
+    except (sqlite3.Error, psycopg.Error) as exc:
+        retriable = isinstance(exc, psycopg.OperationalError) or "locked" in str(exc)
+        raise AdapterError(f"the metadata database could not run {what}: "
+                           f"{type(exc).__name__}: {exc}", retriable=retriable) from exc
 
 
 class MetadataStore(JobWorkMixin):

@@ -111,3 +111,18 @@ def test_nesting_up_to_the_documented_limit_runs_on_every_engine(rows, text):
     """SQLite's parser overflowed on about ten levels of NOT; the documented limit is 64."""
     store, dataset_id, metas = rows
     assert _ids(store, dataset_id, text) == _oracle(metas, text)
+
+
+def test_a_database_error_on_an_accepted_query_is_a_clear_error(rows):
+    """Whatever goes wrong in the database (here a table gone from under the store) reaches
+    the caller as an error naming the database and the cause, never a raw driver exception."""
+    from mmdm.adapters.errors import AdapterError
+
+    store, dataset_id, _ = rows
+    store.execute("DROP TABLE file_dirs" if store.dialect == "postgres" else
+                  "DROP TABLE file_tags")
+    text = "FileDir:'dir'" if store.dialect == "postgres" else "Tags.all='x'"
+    with pytest.raises(AdapterError, match="the metadata database could not run this query"):
+        _ids(store, dataset_id, text)
+    with pytest.raises(AdapterError, match="could not run this query"):
+        list(SearchService(store).iter_matches(dataset_id, "v1", parse(text)))
