@@ -3,8 +3,9 @@
 The listing is streamed in batches; per batch the store is asked what it already knows, so
 memory stays flat however many files there are. A file whose size and modification time (and
 ETag, on OSS) match its meta is not read at all; a file whose fingerprint is unchanged costs no
-write, except a touched one (same bytes, new time): its time is recorded, so it is read once. A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears.
-A file that cannot be used is a recorded per-file failure and the scan goes on.
+write, except a touched one (same bytes, new time): its time is recorded, so it is read once.
+A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears. A file that
+cannot be used is a recorded per-file failure and the scan goes on.
 
 Local files are hashed in 1 MiB chunks (memory flat in the file's size); the header is probed
 from the same open file, and the size and time recorded are that file's (fstat), so all three
