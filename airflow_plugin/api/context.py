@@ -108,6 +108,22 @@ class ApiContext:
         return [self.default_export_dir(), *(r.strip() for r in extra.split(",") if r.strip())]
 
 
+def once(make: Callable[[], str]) -> Callable[[], str]:
+    """``make()`` on the first call only, under a lock: each worker thread opens its own
+    store, but finding the URL (starting the embedded server, reading a connection) happens
+    once, not in twenty threads at the same moment."""
+    value: list[str] = []
+    lock = threading.Lock()
+
+    def get() -> str:
+        with lock:
+            if not value:
+                value.append(make())
+            return value[0]
+
+    return get
+
+
 def embedded_context(workspace: Path, store_url: str | None = None, *,
                      vectors: bool = True,
                      export_roots: Sequence[str] | None = None) -> ApiContext:
@@ -115,14 +131,10 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
     ``store_url``); vector queries search each version's index sets with the offline local
     embedder and the default vector store, as the quickstart builds them."""
 
-    url: list[str] = []  # found once: starting the embedded server is not for 20 threads
-    url_lock = threading.Lock()
+    url = once(lambda: store_url or workspace_store_url(workspace))
 
     def store() -> MetadataStore:
-        with url_lock:
-            if not url:
-                url.append(store_url or workspace_store_url(workspace))
-        return open_store(url[0])
+        return open_store(url())
 
     def search(store: MetadataStore) -> SearchService:
         if not vectors:

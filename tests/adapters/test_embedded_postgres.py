@@ -66,3 +66,29 @@ def test_a_process_killed_with_kill_9_is_dropped_so_the_last_user_stops_the_serv
         pid = _server_pid(data_dir)
         if pid is not None:  # a failed run must not leave a server behind
             os.kill(pid, signal.SIGINT)
+
+
+def test_threads_of_one_process_open_the_embedded_server_at_once(tmp_path):
+    """An API server's worker threads each open their store on the first requests; the
+    package's process lock is not thread-safe, which made some of them fail."""
+    import threading
+
+    from mmdm.adapters.metadata.embedded import embedded_postgres_url
+
+    data = tmp_path / "pg"
+    first = embedded_postgres_url(data)
+    urls, errors = [], []
+
+    def open_it() -> None:
+        try:
+            urls.append(embedded_postgres_url(data))
+        except Exception as exc:  # any failure of any thread is the bug
+            errors.append(repr(exc))
+
+    for _ in range(3):
+        threads = [threading.Thread(target=open_it) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == [] and urls == [first] * 48
