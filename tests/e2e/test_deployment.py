@@ -57,11 +57,18 @@ def _show_thumbnails(frame, dataset_id: str, count: int) -> None:
     and wait until its ``count`` cards show, every thumbnail decoded and none broken (the
     previous dataset's cards are gone)."""
     frame.wait_for_function("() => document.querySelector('#dataset').options.length >= 2")
-    frame.select_option("#dataset", value=dataset_id)
+    if frame.eval_on_selector("#dataset", "e => e.value") != dataset_id:
+        # Only then: selecting the shown dataset again would start a search while its old
+        # cards still stand, and they would pass the check below.
+        frame.select_option("#dataset", value=dataset_id)
+    # The search has settled, and every thumbnail has decoded.
     frame.wait_for_function(
-        """([id, n]) => { const imgs = [...document.querySelectorAll('.card img')];
-           return imgs.length === n && imgs.every(i => i.src.includes(`/datasets/${id}/`)
-               && i.complete && i.naturalWidth > 0); }""", arg=[dataset_id, count])
+        """([id, n]) => { const status = document.querySelector('#status').textContent;
+           const imgs = [...document.querySelectorAll('.card img')];
+           return !status.includes('…') && /matches/.test(status) && imgs.length === n
+               && imgs.every(i => i.src.includes(`/datasets/${id}/`)
+                                  && i.complete && i.naturalWidth > 0); }""",
+        arg=[dataset_id, count])
 
 
 def _gallery_frame(page, timeout: float = 30):
