@@ -56,7 +56,10 @@ def _show_thumbnails(frame, dataset_id: str, count: int) -> None:
     """Pick the dataset (built before the runs, so it has its files whatever they are doing)
     and wait until its ``count`` cards show, every thumbnail decoded and none broken (the
     previous dataset's cards are gone)."""
-    frame.wait_for_function("() => document.querySelector('#dataset').options.length >= 2")
+    settled = ("() => document.querySelector('#dataset').options.length >= 2 && "
+               "/matches/.test(document.querySelector('#status').textContent) && "
+               "!document.querySelector('#status').textContent.includes('…')")
+    frame.wait_for_function(settled)  # the page's own first search is over: none follows ours
     if frame.eval_on_selector("#dataset", "e => e.value") != dataset_id:
         # Only then: selecting the shown dataset again would start a search while its old
         # cards still stand, and they would pass the check below.
