@@ -9,8 +9,9 @@ import pytest
 from mmdm.adapters.errors import AdapterError
 from mmdm.adapters.ids import file_meta_id
 from mmdm.adapters.scan import build_file_metas
-from mmdm.adapters.storage import LocalStorage, OssConfig, OssStorage
+from mmdm.adapters.storage import OssConfig, OssStorage
 from tests.adapters.imagefiles import FORMATS, animated_gif, image_bytes, png_bomb
+from tests.adapters.reading_storage import ReadRecordingStorage
 
 
 def _register(store, root):
@@ -73,42 +74,25 @@ def test_unchanged_files_cost_no_write(store, tmp_path):
     assert {m.file_name: m.sync_time for m in store.iter_file_metas(ds, "v1")} == sync
 
 
-class _CountingStorage(LocalStorage):
-    """The real local storage, counting the files the scan reads, whichever way: ``open``
-    (streamed, as the scan hashes) or ``read``."""
-
-    def __init__(self, root):
-        super().__init__(root.as_uri())
-        self.reads: list[str] = []
-
-    def read(self, key, byte_range=None):
-        self.reads.append(key)
-        return super().read(key, byte_range)
-
-    def open(self, key):
-        self.reads.append(key)
-        return super().open(key)
-
-
 def test_unchanged_files_are_not_read_at_all_and_a_touched_file_only_once(store, tmp_path):
     root = tmp_path / "imgs"
     for i in range(4):
         _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)), 1_700_000_000)
     ds = _register(store, root)
-    first = _CountingStorage(root)
+    first = ReadRecordingStorage(root)
     build_file_metas(store, ds, "v1", storage=first)
     assert sorted(first.reads) == [f"{i}.png" for i in range(4)]
     fingerprint = _meta(store, ds, root, "1.png").file_fingerprint
 
     os.utime(root / "1.png", (1_700_000_900, 1_700_000_900))  # touched: same bytes, new time
-    second = _CountingStorage(root)
+    second = ReadRecordingStorage(root)
     result = build_file_metas(store, ds, "v1", storage=second)
     assert second.reads == ["1.png"] and (result.unchanged, result.changed) == (4, 0)
     touched = _meta(store, ds, root, "1.png")
     assert touched.file_update_time == 1_700_000_900_000  # the new time is recorded
     assert touched.file_fingerprint == fingerprint
 
-    third = _CountingStorage(root)
+    third = ReadRecordingStorage(root)
     assert build_file_metas(store, ds, "v1", storage=third).unchanged == 4
     assert third.reads == []  # nothing read once the listing matches again
 

@@ -21,6 +21,7 @@ from mmdm.adapters.ids import file_meta_id
 from mmdm.adapters.scan import build_file_metas
 from mmdm.adapters.storage import LocalStorage
 from tests.adapters.imagefiles import image_bytes, png_bomb
+from tests.adapters.reading_storage import ReadRecordingStorage
 
 
 def _register(store, root):
@@ -207,22 +208,6 @@ def test_a_folder_that_cannot_be_listed_is_a_failure_and_this_scan_deletes_nothi
     assert (listed.deleted, store.get_job(listed.job_id).status) == (2, "Succeeded")
 
 
-class _Recording(LocalStorage):
-    """The real local storage, recording every file it opens or reads."""
-
-    def __init__(self, root, **options):
-        super().__init__(root.as_uri(), **options)
-        self.reads: list[str] = []
-
-    def read(self, key, byte_range=None):
-        self.reads.append(key)
-        return super().read(key, byte_range)
-
-    def open(self, key):
-        self.reads.append(key)
-        return super().open(key)
-
-
 def test_a_link_outside_the_root_is_not_registered_and_its_target_never_read(store, tmp_path):
     root = tmp_path / "imgs"
     _write(root / "good.png", image_bytes("png"))
@@ -231,7 +216,7 @@ def test_a_link_outside_the_root_is_not_registered_and_its_target_never_read(sto
     os.symlink(tmp_path / "private", root / "leaks")
     ds = _register(store, root)
 
-    storage = _Recording(root)
+    storage = ReadRecordingStorage(root)
     result = build_file_metas(store, ds, "v1", storage=storage)
     assert storage.reads == ["good.png"]  # the link was never opened
     assert _reasons(store, result) == {"leak.png": (
@@ -241,7 +226,7 @@ def test_a_link_outside_the_root_is_not_registered_and_its_target_never_read(sto
     with pytest.raises(AdapterError, match="outside the dataset folder"):
         storage.open("leak.png")  # nor can anything else read it through this storage
 
-    allowed = _Recording(root, follow_links_outside_root=True)
+    allowed = ReadRecordingStorage(root, follow_links_outside_root=True)
     assert build_file_metas(store, ds, "v1", storage=allowed).new == 1  # when configured
     assert _meta(store, ds, root, "leak.png").meta_attributes["ImageWidth"] == 64
     refused = build_file_metas(store, ds, "v1")  # the default again: its meta goes
@@ -297,7 +282,7 @@ def test_a_file_grown_between_listing_and_hashing_gets_the_size_of_the_bytes_has
     assert (m.data_size, m.file_update_time) == (st.st_size, st.st_mtime_ns // 1_000_000)
     assert m.file_fingerprint == _md5(root / "grows.png")
     assert m.meta_attributes["ImageWidth"] == 400
-    recording = _Recording(root)  # what was recorded matches the file: no need to read it
+    recording = ReadRecordingStorage(root)  # what was recorded matches the file: no need to read it
     assert build_file_metas(store, ds, "v1", storage=recording).unchanged == 1
     assert recording.reads == []
 
