@@ -111,7 +111,7 @@ def render(data: bytes, spec: ThumbnailSpec) -> bytes:
             raise ApiError(422, "InvalidImage.TooLarge", f"the image has {src.width}x"
                            f"{src.height} pixels; thumbnails are made of images up to "
                            f"{MAX_SOURCE_PIXELS:,} pixels")
-        size = spec.target(ImageOps.exif_transpose(src).size if _rotated(src) else src.size)
+        size = spec.target((src.height, src.width) if _rotated(src) else src.size)
         if size[0] * size[1] > MAX_OUTPUT_PIXELS:
             raise bad_parameter("ThumbnailMode", f"a {size[0]}x{size[1]} thumbnail is larger "
                                 f"than {MAX_OUTPUT_PIXELS:,} pixels")
