@@ -45,3 +45,18 @@ class AlreadyExistsError(AdapterError):
 
     def __init__(self, message: str):
         super().__init__(message, retriable=False, is_input_error=True)
+
+
+class ConflictError(AdapterError):
+    """A change the current state refuses, e.g. deleting a version while a job runs on it."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retriable=False, is_input_error=True)
+
+
+class InvalidParameterError(AdapterError, ValueError):
+    """A request parameter that is wrong; ``parameter`` names it (PAI's ``InvalidParameter.X``)."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message, retriable=False, is_input_error=True)
+        self.parameter = parameter

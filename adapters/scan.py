@@ -384,6 +384,7 @@ def build_file_metas(
     workers: int | None = None,
     max_pixels: int | None = None,
     allow_empty: bool = False,
+    job_id: str | None = None,
 ) -> ScanResult:
     """Run a FileMetaBuild job over a STORAGE dataset version and record it as a job.
 
@@ -401,6 +402,7 @@ def build_file_metas(
             (default: Pillow's ``Image.MAX_IMAGE_PIXELS``).
         allow_empty: let a listing with no files mark every file of the version DELETED;
             otherwise that fails the job (a missing or unmounted folder looks the same).
+        job_id: a ``Pending`` job to run (CreateDatasetJob made it) instead of a new one.
 
     Returns:
         The counts of new, changed, unchanged, restored, deleted, failed and skipped files.
@@ -412,7 +414,8 @@ def build_file_metas(
                            is_input_error=True)
     storage = storage or open_storage(ver.uri, oss_config)
     store.fail_lost_jobs(ds.dataset_id, version, LOST_AFTER_S)
-    job = store.create_job(ds.dataset_id, version, "FileMetaBuild", job_spec={})
+    job = (store.adopt_pending_job(job_id, ds.dataset_id, version, "FileMetaBuild", {})
+           if job_id else store.create_job(ds.dataset_id, version, "FileMetaBuild", job_spec={}))
     store.start_job(job.job_id)
     store.append_job_log(job.job_id, f"Job started: scanning {ver.uri}")
     result = ScanResult(job.job_id)

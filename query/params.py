@@ -4,8 +4,8 @@ Each filter parameter is a row of ``FILTER_PARAMS`` that turns its value(s) into
 conditions are AND-ed, in table order. ``QueryTags*`` apply to ``Tags.all``. List values are
 lists or comma-separated strings (PAI's ``style=simple``; items are stripped, empty items
 dropped). Options map onto the same names the DSL uses. ``QueryExpression`` combines with the
-paging parameters (``PAGING_PARAMS``: they say which page, not which files), unless the
-expression sets the same option; with any other query parameter it is refused
+paging parameters (``PAGING_PARAMS``: they say which page, not which files) and ``Status``
+(the scope), unless the expression sets the same option; with any other query parameter it is refused
 (``conflicting-params``); see SEMANTICS.md.
 """
 
@@ -71,6 +71,9 @@ OPTION_PARAMS: dict[str, str] = {
 }
 # What an SDK sends beside QueryExpression to page through it (PAI's SDK: MaxResults).
 PAGING_PARAMS = ("MaxResults", "PageSize", "NextToken", "Order", "SortBy", "ThumbnailMode")
+# Options that combine with QueryExpression as the paging ones do: ``Status`` picks the scope
+# (ACTIVE, DELETED or ALL rows) the way DatasetVersion picks the version.
+COMBINABLE_PARAMS = (*PAGING_PARAMS, "Status")
 UNSUPPORTED = {"QueryVideo": "video queries are not supported"}
 KNOWN = ROUTING | {p for p, _, _ in FILTER_PARAMS} | set(OPTION_PARAMS) | set(UNSUPPORTED) | {
     "QueryExpression"}
@@ -136,12 +139,12 @@ def _lifted(given: dict[str, Any]) -> list[Node]:
 
 
 def _expression_and_paging(given: dict[str, Any]) -> Query:
-    others = sorted(set(given) - {"QueryExpression", *PAGING_PARAMS})
+    others = sorted(set(given) - {"QueryExpression", *COMBINABLE_PARAMS})
     if others:
         raise _err("conflicting-params", "QueryExpression cannot be combined with "
                    f"{', '.join(others)}: write them inside the expression")
     query = parse(str(given["QueryExpression"]))
-    paging = analyze(and_(*_lifted({k: v for k, v in given.items() if k in PAGING_PARAMS})))
+    paging = analyze(and_(*_lifted({k: v for k, v in given.items() if k in COMBINABLE_PARAMS})))
     clash = sorted(set(paging.options) & set(query.options))
     if clash:
         raise _err("conflicting-params", f"{', '.join(clash)} is given both in QueryExpression "

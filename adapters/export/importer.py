@@ -49,13 +49,14 @@ def import_file_metas(
     filtered_attributes: str | list[str] | None = None,
     oss_config: OssConfig | None = None,
     batch_size: int = 2000,
+    job_id: str | None = None,
 ) -> dict[str, Any]:
     """Import metas into a LOGICAL version, as a FileMetaImport job.
 
     Exactly one of ``manifest_uri`` (an export's manifest) and ``source_rows`` (the export
     rows of a query over another version: :func:`iter_export_rows`) is given. ``append``
     overwrites rows with the same Uri; ``replace`` first logically deletes the version's
-    existing rows.
+    existing rows. ``job_id``: a ``Pending`` job to run (CreateDatasetJob made it).
     """
     if (manifest_uri is None) == (source_rows is None):
         raise AdapterError("give either manifest_uri or source_rows", is_input_error=True)
@@ -70,7 +71,9 @@ def import_file_metas(
     attributes = tuple(dict.fromkeys([*ALWAYS_IMPORTED, *parse_attributes(filtered_attributes)]))
     spec = {"manifestUri": manifest_uri, "importMode": import_mode,
             "filteredAttributes": list(attributes)}
-    job = store.create_job(ds.dataset_id, version, "FileMetaImport", job_spec=spec)
+    job = (store.adopt_pending_job(job_id, ds.dataset_id, version, "FileMetaImport", spec)
+           if job_id else store.create_job(ds.dataset_id, version, "FileMetaImport",
+                                           job_spec=spec))
     store.start_job(job.job_id)
     rows = (iter_manifest_rows(manifest_uri, UriReader(oss_config)) if manifest_uri is not None
             else source_rows or ())

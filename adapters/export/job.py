@@ -29,14 +29,17 @@ def run_export_job(
     description: str | None = None,
     rows_per_file: int = 20_000,
     now: datetime | None = None,
+    job_id: str | None = None,
 ) -> ExportResult:
-    """:func:`export_file_metas` recorded as a FileMetaExport job (spec, logs, counts)."""
+    """:func:`export_file_metas` recorded as a FileMetaExport job (spec, logs, counts);
+    ``job_id``: a ``Pending`` job to run (CreateDatasetJob made it) instead of a new one."""
     ds = store.get_dataset(dataset_id)
     record = query_record(query)
     spec = {"query": record, "filteredAttributes": filtered_attributes,
             "exportDirUri": export_dir_uri}
-    job = store.create_job(ds.dataset_id, version, "FileMetaExport", job_spec=spec,
-                           description=description)
+    job = (store.adopt_pending_job(job_id, ds.dataset_id, version, "FileMetaExport", spec)
+           if job_id else store.create_job(ds.dataset_id, version, "FileMetaExport",
+                                           job_spec=spec, description=description))
     store.start_job(job.job_id)
     store.append_job_log(job.job_id, f"Job started: exporting {record['dsl'] or 'all files'}")
     try:

@@ -14,7 +14,8 @@ from ..storage import OssConfig, UriReader
 def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *,
              mode: str, spec: dict[str, Any], resume_job_id: str | None,
              owner: str | None = None) -> Job:
-    """A new job, or the job to resume (which must be of the same action and dataset).
+    """A new job, or the job to resume or start (which must be of the same action and
+    dataset): ``resume_job_id`` may name a ``Pending`` job a request created.
 
     Running jobs of the version whose worker stopped beating are marked ``Failed`` first. With
     ``owner`` (e.g. an Airflow task instance), that owner's own interrupted job is resumed
@@ -34,6 +35,8 @@ def open_job(store: MetadataStore, dataset_id: str, version: str, action: str, *
         return store.create_job(ds.dataset_id, version, action, job_mode=mode, job_spec=spec,
                                 owner=owner)
     job = store.get_job(resume_job_id)
+    if job.status == "Pending":  # created by a request, run now (see adopt_pending_job)
+        return store.adopt_pending_job(job.job_id, ds.dataset_id, version, action, spec)
     if (job.job_action, job.dataset_id, job.dataset_version) != (action, ds.dataset_id, version):
         raise AdapterError(f"job {resume_job_id} is a {job.job_action} job of "
                            f"{job.dataset_id}/{job.dataset_version}", is_input_error=True)

@@ -214,6 +214,8 @@ class FileJobRunner(Generic[R]):
 
     def _finish(self, stopped: bool) -> JobSummary:
         s = self.summary
+        # A stop that came after the last status check still counts (the user asked for it).
+        stopped = stopped or self.store.job_status(s.job_id) == "ManuallyStop"
         if stopped:
             s.status = "ManuallyStop"
         elif s.failed == 0:

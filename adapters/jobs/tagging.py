@@ -109,13 +109,13 @@ def _description(result: TagResult) -> str | None:
 
 
 def run_revert_job(store: MetadataStore, dataset_id: str, version: str, *,
-                   tag_job_id: str) -> JobSummary:
+                   tag_job_id: str, job_id: str | None = None) -> JobSummary:
     """IntelligentTagRevert: remove exactly the tags ``tag_job_id`` wrote."""
     tag_job = store.get_job(tag_job_id)
     if tag_job.job_action != "IntelligentTag":
         raise ValueError(f"{tag_job_id} is a {tag_job.job_action} job, not IntelligentTag")
     job = open_job(store, dataset_id, version, "IntelligentTagRevert", mode="Full",
-                   spec={"intelligentTagJobId": tag_job_id}, resume_job_id=None)
+                   spec={"intelligentTagJobId": tag_job_id}, resume_job_id=job_id)
     store.start_job(job.job_id)
     touched = store.revert_tag_job(tag_job_id)
     summary = JobSummary(job.job_id, "Succeeded", touched, touched, 0)

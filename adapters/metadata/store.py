@@ -21,6 +21,7 @@ from ..ids import new_dataset_id, new_job_id, new_prompt_id
 from ..timeutil import now_ms, to_iso
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
 from .schema import migration_statements
+from .admin import AdminMixin
 from .work import JobWorkMixin
 
 _TAG_COLUMNS = ("tags_ai", "tags_user", "tags_user_delete_ai", "tags_all")
@@ -60,7 +61,7 @@ def database_errors(what: str = "this query") -> Iterator[None]:
                            f"{type(exc).__name__}: {exc}", retriable=retriable) from exc
 
 
-class MetadataStore(JobWorkMixin):
+class MetadataStore(JobWorkMixin, AdminMixin):
     """Base class; use :func:`mmdm.adapters.metadata.open_store`."""
 
     dialect: str = ""
@@ -543,11 +544,15 @@ class MetadataStore(JobWorkMixin):
         )
 
     def finish_job(self, job_id: str, status: str, result: dict[str, Any] | None = None) -> None:
+        """End the job. A job stopped while it ran (StopDatasetJob) stays ``ManuallyStop``
+        whatever it reached: jobs that cannot stop midway (build, export, import) finish
+        their work, and the record says the user stopped them."""
         if status not in FINAL_JOB_STATUSES:
             raise ValueError(f"{status!r} is not a final job status {FINAL_JOB_STATUSES}")
         with self.transaction():
             self.execute(
-                "UPDATE jobs SET status = ?, finish_time = ?, result = ? WHERE job_id = ?",
+                "UPDATE jobs SET status = CASE WHEN status = 'ManuallyStop' THEN status ELSE ? "
+                "END, finish_time = ?, result = ? WHERE job_id = ?",
                 (status, now_ms(), json.dumps(result or {}, ensure_ascii=False), job_id),
             )
             self.release_claims(job_id)  # lapsed anyway (claim_pending_files): keep it small

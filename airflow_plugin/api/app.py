@@ -11,22 +11,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .access import MAX_BODY_BYTES, BodyLimitMiddleware, TokenAuthMiddleware
+from .access import ACCESS_KEY_ID, MAX_BODY_BYTES, BodyLimitMiddleware, TokenAuthMiddleware
 from .context import ApiContext
-from .errors import install_error_handlers
-from .routes import datasets, filemetas, files, gallery, jobs, statistics
+from .errors import http_error, install_error_handlers
+from .responses import PaiJSONResponse
+from .routes import datasets, filemetas, files, gallery, jobs, prompts, statistics
 
-ROUTERS = (datasets.router, filemetas.router, statistics.router, jobs.router, files.router,
-           gallery.router)
+ROUTERS = (datasets.router, filemetas.router, statistics.router, jobs.router, prompts.router,
+           files.router, gallery.router)
 
 
 def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = None,
                    token: str | None = None, allowed_hosts: Sequence[str] | None = None,
-                   max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+                   max_body_bytes: int = MAX_BODY_BYTES,
+                   access_key_id: str = ACCESS_KEY_ID) -> FastAPI:
     """Build the app.
 
     :param context: the store, search service and workspace the routes use.
@@ -34,10 +35,12 @@ def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = Non
     :param token: the standalone server's token (see ``access``); ``None``: no token check.
     :param allowed_hosts: the Host headers served (others get 400); ``None``: any.
     :param max_body_bytes: the largest request body, uploads included (413 above).
+    :param access_key_id: the AccessKeyId the PAI SDK signs with (its secret is ``token``).
     """
     app = FastAPI(title="mmdm dataset search API", version="1",
                   description="PAI-compatible ListDatasetFileMetas, statistics, jobs, files, "
-                              "thumbnails, and the gallery page at /gallery.")
+                              "thumbnails, and the gallery page at /gallery.",
+                  default_response_class=PaiJSONResponse)
     app.state.mmdm = context
     dependencies = [Depends(auth)] if auth is not None else []
     for router in ROUTERS:
@@ -46,7 +49,8 @@ def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = Non
     # The last added runs first: the Host check, then the token, then the body's size.
     app.add_middleware(BodyLimitMiddleware, limit=max_body_bytes)
     if token is not None:
-        app.add_middleware(TokenAuthMiddleware, token=token)
+        app.add_middleware(TokenAuthMiddleware, token=token, access_key_id=access_key_id,
+                           limit=max_body_bytes)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     return app
@@ -73,6 +77,6 @@ def airflow_api_app() -> FastAPI:
             root = request.scope.get("app_root_path", "")
             login = get_auth_manager().get_url_login(next_url=str(request.url))
             return RedirectResponse(root + login, status_code=303)
-        return await http_exception_handler(request, exc)
+        return http_error(request, exc)
 
     return app

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mmdm.adapters.index_sets import IndexSet
+from mmdm.adapters.jobs.dispatch import DEFAULT_VECTOR_TABLE, JobResources
 from mmdm.adapters.metadata import MetadataStore, open_store
 from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.metadata.embedded import workspace_store_url
@@ -22,11 +23,13 @@ from mmdm.adapters.search import RankedCache, SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
 from mmdm.adapters.vectors.base import VectorStore
 
+from .job_worker import BackgroundJobs, embedded_resources
 from .thumbnails import ThumbnailCache
 
-VECTOR_TABLE = "mmdm_file_vectors"  # the table the pipeline DAG indexes into
+VECTOR_TABLE = DEFAULT_VECTOR_TABLE  # the table the pipeline DAG indexes into
 StoreFactory = Callable[[], MetadataStore]
 SearchFactory = Callable[[MetadataStore], SearchService]
+ResourcesFactory = Callable[["ApiContext"], JobResources]
 
 
 class ApiContext:
@@ -46,13 +49,23 @@ class ApiContext:
         export_roots: where CreateDatasetJob may write exports (``exportDirUri`` must lie
             under one); by default the workspace's ``exports/`` folder and the roots in
             ``MMDM_EXPORT_ROOTS`` (comma-separated folders or ``oss://`` prefixes).
+        data_roots: where CreateDataset and CreateDatasetVersion may register folders (a
+            ``Uri`` must lie under one); by default the workspace and the roots in
+            ``MMDM_DATA_ROOTS`` (comma-separated folders or ``oss://`` prefixes).
+        job_resources: what CreateDatasetJob's jobs run with (models, vector stores); by
+            default the offline model and the workspace's vector store.
     """
 
     def __init__(self, store_factory: StoreFactory, *,
                  search_factory: SearchFactory | None = None,
                  workspace: Path | Callable[[], Path],
                  oss_config: OssConfig | Callable[[], OssConfig | None] | None = None,
-                 export_roots: Sequence[str] | None = None):
+                 export_roots: Sequence[str] | None = None,
+                 job_resources: ResourcesFactory | None = None,
+                 data_roots: Sequence[str] | None = None):
+        self._data_roots = list(data_roots) if data_roots is not None else None
+        self._job_resources = job_resources
+        self._jobs: BackgroundJobs | None = None
         self._export_roots = list(export_roots) if export_roots is not None else None
         self._store_factory = store_factory
         self._search_factory = search_factory or (lambda store: SearchService(store))
@@ -101,11 +114,31 @@ class ApiContext:
     def default_export_dir(self) -> str:
         return (self.workspace() / "exports").as_uri() + "/"
 
+    def job_resources(self) -> JobResources:
+        if self._job_resources is not None:
+            return self._job_resources(self)
+        return embedded_resources(self.workspace(), self._search_factory, self.oss_config(),
+                                  self.export_roots(), self.default_export_dir())
+
+    def jobs(self) -> BackgroundJobs:
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = BackgroundJobs(self._store_factory, self.job_resources)
+            return self._jobs
+
     def export_roots(self) -> list[str]:
         if self._export_roots is not None:
             return self._export_roots
-        extra = os.environ.get("MMDM_EXPORT_ROOTS", "")
-        return [self.default_export_dir(), *(r.strip() for r in extra.split(",") if r.strip())]
+        return [self.default_export_dir(), *_env_roots("MMDM_EXPORT_ROOTS")]
+
+    def data_roots(self) -> list[str]:
+        if self._data_roots is not None:
+            return self._data_roots
+        return [self.workspace().as_uri() + "/", *_env_roots("MMDM_DATA_ROOTS")]
+
+
+def _env_roots(name: str) -> list[str]:
+    return [r.strip() for r in os.environ.get(name, "").split(",") if r.strip()]
 
 
 def once(make: Callable[[], str]) -> Callable[[], str]:
@@ -126,7 +159,8 @@ def once(make: Callable[[], str]) -> Callable[[], str]:
 
 def embedded_context(workspace: Path, store_url: str | None = None, *,
                      vectors: bool = True,
-                     export_roots: Sequence[str] | None = None) -> ApiContext:
+                     export_roots: Sequence[str] | None = None,
+                     data_roots: Sequence[str] | None = None) -> ApiContext:
     """The embedded defaults without Airflow: the workspace's embedded PostgreSQL (or
     ``store_url``); vector queries search each version's index sets with the offline local
     embedder and the default vector store, as the quickstart builds them."""
@@ -156,5 +190,6 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
         return SearchService(store, index_opener=open_index)
 
     return ApiContext(store, search_factory=search, workspace=workspace,
-                      oss_config=OssConfig.from_env, export_roots=export_roots)
+                      oss_config=OssConfig.from_env, export_roots=export_roots,
+                      data_roots=data_roots)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import Request
 
 from mmdm.adapters.errors import NotFoundError
 from mmdm.adapters.metadata import Dataset, FileMeta, MetadataStore
 
 from .context import ApiContext
+from .errors import bad_parameter
+
+T = TypeVar("T")
 
 
 def context(request: Request) -> ApiContext:
@@ -44,3 +49,10 @@ def base_url(request: Request) -> str:
     """
     root = request.scope.get("root_path", "")
     return str(request.url.replace(path=root, query="", fragment="")).rstrip("/")
+
+
+def page_of(items: list[T], page_number: int, page_size: int) -> list[T]:
+    """PAI's PageNumber/PageSize paging of a short list (datasets, versions, jobs, prompts)."""
+    if page_number < 1 or not 1 <= page_size <= 1000:
+        raise bad_parameter("PageSize", "PageNumber >= 1 and PageSize 1-1000")
+    return items[(page_number - 1) * page_size:page_number * page_size]

@@ -66,3 +66,21 @@ def client(built: Built) -> Iterator[TestClient]:
 @pytest.fixture
 def metas_url(built: Built) -> str:
     return f"/api/v1/datasets/{built.dataset_id}/datasetfilemetas"
+
+
+FINAL_STATUSES = ("Succeeded", "PartialFailed", "Failed", "ManuallyStop")
+
+
+def follow_job(client, jobs_url: str, job_id: str, timeout_s: float = 120) -> dict:
+    """GetDatasetJob until the job (run by the server's worker after CreateDatasetJob
+    answered) has ended; its last answer."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"{jobs_url}/{job_id}").json()
+        if job["Status"] in FINAL_STATUSES:
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['Status']} after {timeout_s} s")
+        time.sleep(0.1)

@@ -23,9 +23,10 @@ def _all_pages(client, url, params):
 def test_datasets_and_versions(client, built):
     listed = client.get("/api/v1/datasets").json()
     assert [d["DatasetId"] for d in listed["Datasets"]] == [built.dataset_id]
-    assert client.get(f"/api/v1/datasets/{built.dataset_id}").json()["LatestVersion"] == "v1"
+    latest = client.get(f"/api/v1/datasets/{built.dataset_id}").json()["LatestVersion"]
+    assert latest["VersionName"] == "v1" and latest["DataCount"] == 15  # PAI's struct
     versions = client.get(f"/api/v1/datasets/{built.dataset_id}/versions").json()
-    assert versions["Versions"][0]["DataCount"] == 15
+    assert versions["DatasetVersions"][0]["DataCount"] == 15
     assert client.get(f"/api/v1/datasets/{built.dataset_id}/versions/v1").status_code == 200
     assert client.get(f"/api/v1/datasets/{built.dataset_id}/versions/v9").status_code == 404
     missing = client.get("/api/v1/datasets/d-nope")

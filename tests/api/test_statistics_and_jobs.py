@@ -10,6 +10,8 @@ from mmdm.adapters.metadata import FileMeta
 from mmdm.adapters.storage.local import local_path
 from mmdm.airflow_plugin.api.statistics import file_meta_stats
 
+from .conftest import follow_job
+
 
 def _stats(client, built, **params):
     return client.get(f"/api/v1/statistics/datasets/{built.dataset_id}/datasetfilemetas",
@@ -17,7 +19,8 @@ def _stats(client, built, **params):
 
 
 def test_statistics_by_dir_type_and_tags(client, built):
-    assert _stats(client, built).json() == {"TotalCount": 15}
+    total = _stats(client, built).json()
+    assert total.pop("requestId") and total == {"TotalCount": 15}  # PAI's spelling
     dirs = _stats(client, built, AggregateBy="FileDir").json()
     assert dirs["TotalCount"] == 15 and len(dirs["DatasetFileMetasStats"]) == 5
     assert {s["Count"] for s in dirs["DatasetFileMetasStats"]} == {3}
@@ -66,26 +69,32 @@ def test_export_job_from_a_search(client, built, tmp_path, monkeypatch):
                                     "JobSpec": json.dumps(spec)})
     assert r.status_code == 200, r.text
     created = r.json()
-    assert created["DatasetJobId"].startswith("dsjob-") and created["Status"] == "Succeeded"
-    assert created["RowCount"] == 6 and created["ManifestUri"].startswith(tmp_path.as_uri())
-    assert local_path(created["ManifestUri"]).is_file()
-    job = client.get(f"{jobs_url}/{created['DatasetJobId']}").json()
-    assert job["JobAction"] == "FileMetaExport" and job["Result"]["RowCount"] == 6
+    assert created["DatasetJobId"].startswith("dsjob-") and created["RequestId"]
+    job = follow_job(client, jobs_url, created["DatasetJobId"])
+    assert job["Status"] == "Succeeded" and job["JobAction"] == "FileMetaExport"
+    result = job["Result"]
+    assert result["RowCount"] == 6 and result["ManifestUri"].startswith(tmp_path.as_uri())
+    assert local_path(result["ManifestUri"]).is_file()
+    assert json.loads(job["JobSpec"])["exportDirUri"] == tmp_path.as_uri() + "/"
     listed = client.get(jobs_url, params={"JobAction": "FileMetaExport"}).json()
     assert created["DatasetJobId"] in [j["DatasetJobId"] for j in listed["DatasetJobs"]]
     assert client.get(f"{jobs_url}/dsjob-nope").status_code == 404
 
 
 def test_export_defaults_to_the_workspace_and_takes_a_dsl(client, built):
-    r = client.post(f"/api/v1/datasets/{built.dataset_id}/datasetjobs", json={
-        "JobAction": "FileMetaExport", "JobSpec": {"query": "FileDir:'red'"}})
+    jobs_url = f"/api/v1/datasets/{built.dataset_id}/datasetjobs"
+    r = client.post(jobs_url, json={"JobAction": "FileMetaExport",
+                                    "JobSpec": {"query": "FileDir:'red'"}})
     assert r.status_code == 200, r.text
-    assert r.json()["ExportUri"].startswith((built.workspace / "exports").as_uri())
-    assert r.json()["RowCount"] == 3
+    result = follow_job(client, jobs_url, r.json()["DatasetJobId"])["Result"]
+    assert result["ExportUri"].startswith((built.workspace / "exports").as_uri())
+    assert result["RowCount"] == 3
 
 
 @pytest.mark.parametrize("body, code", [
-    ({"JobAction": "IntelligentTag", "JobSpec": "{}"}, "InvalidParameter.JobAction"),
+    ({"JobAction": "Transcode", "JobSpec": "{}"}, "InvalidParameter.JobAction"),
+    ({"JobAction": "IntelligentTag", "JobSpec": "{}"}, "InvalidParameter.JobSpec.promptId"),
+    ({"JobAction": "FileMetaExport", "JobMode": "Increment"}, "InvalidParameter.JobMode"),
     ({"JobAction": "FileMetaExport", "JobSpec": "{not json"}, "InvalidParameter.JobSpec"),
     ({"JobAction": "FileMetaExport", "JobSpec": {"query": "FileDir:"}},
      "InvalidParameter.Query"),

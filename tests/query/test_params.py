@@ -63,6 +63,8 @@ EQUIVALENT: list[tuple[dict[str, Any], str]] = [
      "NextToken='abc'"),
     ({"QueryExpression": "Content:'a car' AND TopK=5", "PageSize": 7},
      "Content:'a car' AND TopK=5 AND MaxResults=7"),
+    ({"QueryExpression": "Tags.user='x'", "Status": "DELETED"},  # the SDK's status field
+     "Tags.user='x' AND Status='DELETED'"),
 ]
 
 
@@ -87,6 +89,8 @@ def test_same_rows_as_dsl() -> None:
     ({"QueryExpression": "FileName:'a' AND MaxResults=5", "MaxResults": 10},
      "conflicting-params", "MaxResults is given both"),
     ({"QueryExpression": "FileName:'a'", "MaxResults": 0}, "bad-value", "MaxResults"),
+    ({"QueryExpression": "FileName:'a' AND Status='ALL'", "Status": "DELETED"},
+     "conflicting-params", "Status is given both"),
     ({"QueryFileNam": "a"}, "unknown-param", "did you mean 'QueryFileName'?"),
     ({"Tags": "a"}, "unknown-param", "Tags"),
     ({"QueryVideo": "oss://b/v.mp4"}, "unsupported-param", "QueryVideo"),

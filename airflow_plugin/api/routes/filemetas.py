@@ -1,4 +1,5 @@
-"""ListDatasetFileMetas, an image-upload search, GetDatasetFileMeta and user-tag edits.
+"""ListDatasetFileMetas, an image-upload search, GetDatasetFileMeta, user-tag edits, and
+Create/DeleteDatasetFileMetas.
 
 The list route reads the raw query string (repeated names become lists, PAI also accepts
 comma-joined ones) and hands it to ``query.parse_params`` unchanged, so an unknown parameter
@@ -9,6 +10,7 @@ still declared in the OpenAPI document, from ``LIST_PARAMS``.
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,7 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from mmdm.adapters.errors import NotFoundError
-from mmdm.adapters.metadata import MetadataStore
+from mmdm.adapters.ids import file_meta_id
+from mmdm.adapters.metadata import FileMeta, MetadataStore
+from mmdm.adapters.metadata.model import TAG_GROUPS
+from mmdm.adapters.storage.roots import within_any
+from mmdm.adapters.timeutil import from_iso, now_ms
 from mmdm.query import parse_params
 
 from .. import deps
@@ -227,3 +233,92 @@ def update_file_metas(DatasetId: str, body: UpdateFileMetasRequest,
     updated = [store.apply_tag_edits(file_id, file_edits).to_pai()
                for file_id, file_edits in edits.items()]
     return {"Status": not failed, "FailedDetails": failed, "DatasetFileMetas": updated}
+
+
+# -- CreateDatasetFileMetas / DeleteDatasetFileMetas ---------------------------------------------
+class FileMetaCreate(BaseModel):
+    Uri: str
+    FileUpdateTime: str
+    FileFingerPrint: str
+    FileType: str
+    ContentType: str
+    FileName: str | None = None
+    Comment: str | None = None
+    FileCreateTime: str | None = None
+    DataSize: int | None = None
+    MetaAttributes: str | dict[str, Any] | None = None
+    Tags: str | dict[str, list[str]] | None = None
+
+
+class CreateFileMetasRequest(BaseModel):
+    DatasetFileMetas: list[FileMetaCreate] = Field(max_length=1000)
+    DatasetVersion: str | None = None
+    WorkspaceId: str | None = None
+
+
+def _json_object(value: str | dict[str, Any] | None, name: str) -> dict[str, Any]:
+    parsed = json.loads(value) if isinstance(value, str) and value else value or {}
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    return parsed
+
+
+def _new_meta(store: MetadataStore, dataset_id: str, version: str, root: str | None,
+              item: FileMetaCreate) -> FileMeta:
+    """The meta an item asks for; ValueError names what is wrong with it. The Uri must lie
+    under one of the server's datasets (the file server reads what metas name)."""
+    if not within_any(item.Uri, store.dataset_roots()):
+        raise ValueError("the Uri is not under a registered dataset folder")
+    tags = _json_object(item.Tags, "Tags")
+    if set(tags) - set(TAG_GROUPS):
+        raise ValueError(f"Tags has groups other than {', '.join(TAG_GROUPS)}")
+    key = item.Uri[len(root):].lstrip("/") if root and item.Uri.startswith(root) else ""
+    return FileMeta.from_record({
+        "DatasetFileMetaId": file_meta_id(dataset_id, version, item.Uri), "Uri": item.Uri,
+        "FileName": item.FileName or posixpath.basename(item.Uri.rstrip("/")),
+        "FileDir": posixpath.dirname(key), "DataSize": item.DataSize,
+        "FileFingerPrint": item.FileFingerPrint, "FileType": item.FileType,
+        "ContentType": item.ContentType, "Comment": item.Comment,
+        "FileCreateTime": from_iso(item.FileCreateTime) if item.FileCreateTime else None,
+        "FileUpdateTime": from_iso(item.FileUpdateTime),
+        "MetaAttributes": _json_object(item.MetaAttributes, "MetaAttributes"),
+        "Tags": {g: [str(t) for t in tags.get(g) or []] for g in TAG_GROUPS},
+        "SyncTime": now_ms()}, dataset_id=dataset_id, dataset_version=version)
+
+
+@router.post("")
+def create_file_metas(DatasetId: str, body: CreateFileMetasRequest,
+                      ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """CreateDatasetFileMetas: register files by hand (an existing Uri is overwritten). Items
+    succeed or fail one by one; ``Status`` is true only when all succeeded."""
+    store = ctx.store()
+    ds = store.get_dataset(DatasetId)
+    version = store.get_version(ds.dataset_id,
+                                deps.version_name(store, ds.dataset_id, body.DatasetVersion))
+    root = (version.uri or ds.uri).rstrip("/")
+    metas, failed = [], []
+    for item in body.DatasetFileMetas:
+        try:
+            metas.append(_new_meta(store, ds.dataset_id, version.version_name, root, item))
+        except (ValueError, TypeError) as err:
+            failed.append({"Uri": item.Uri, "Result": str(err)})
+    store.upsert_file_metas(metas)
+    succeeded = [{"DatasetFileMetaId": m.file_meta_id, "Uri": m.uri, "Result": "Succeeded"}
+                 for m in metas]
+    return {"Status": not failed, "FailedDetails": failed, "SucceedDetails": succeeded}
+
+
+@router.delete("")
+def delete_file_metas(DatasetId: str, DatasetFileMetaIds: str, DatasetVersion: str | None = None,
+                      WorkspaceId: str | None = None,
+                      ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+    """DeleteDatasetFileMetas: logical, as in PAI (listed again with Status=DELETED or ALL)."""
+    store = ctx.store()
+    ds = store.get_dataset(DatasetId)
+    version = deps.version_name(store, ds.dataset_id, DatasetVersion)
+    wanted = [i.strip() for i in DatasetFileMetaIds.split(",") if i.strip()]
+    if len(wanted) > 1000:
+        raise bad_parameter("DatasetFileMetaIds", "at most 1000 ids per request")
+    found = set(store.delete_file_metas(ds.dataset_id, version, wanted))
+    failed = [{"DatasetFileMetaId": i, "Result": "Not Found"} for i in wanted if i not in found]
+    return {"Status": not failed, "FailedDetails": failed}

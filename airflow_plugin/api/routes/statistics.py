@@ -25,4 +25,6 @@ def file_meta_statistics(
     store = ctx.store()
     ds = store.get_dataset(DatasetId)
     version = deps.version_name(store, ds.dataset_id, DatasetVersion)
-    return file_meta_stats(store, ds.dataset_id, version, AggregateBy, MaxResults)
+    # PAI spells this response's request id ``requestId`` (the response class fills it).
+    return {"requestId": None,
+            **file_meta_stats(store, ds.dataset_id, version, AggregateBy, MaxResults)}
