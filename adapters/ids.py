@@ -1,4 +1,5 @@
-"""Identifiers in PAI's shapes: ``d-…`` datasets, ``dsjob-…`` jobs, ``pmt-…`` prompts."""
+"""Identifiers in PAI's shapes: ``d-…`` datasets, ``dsjob-…`` jobs, ``dscfg-…`` job configs,
+``pmt-…`` prompts."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ def new_dataset_id() -> str:
 
 def new_job_id() -> str:
     return "dsjob-" + _random(18)
+
+
+def new_job_config_id() -> str:
+    return "dscfg-" + _random(14)
 
 
 def new_prompt_id() -> str:

@@ -65,7 +65,7 @@ class AdminMixin:
             self.execute(f"DELETE FROM work_claims WHERE file_pk IN ({files})", scope)
             for table in ("job_logs", "job_files"):
                 self.execute(f"DELETE FROM {table} WHERE job_id IN ({jobs})", scope)
-            for table in ("file_metas", "file_dirs", "jobs"):
+            for table in ("file_metas", "file_dirs", "jobs", "dataset_job_configs"):
                 self.execute(f"DELETE FROM {table} WHERE dataset_id = ? AND "
                              "dataset_version = ?", scope)
             self.execute("DELETE FROM dataset_versions WHERE dataset_id = ? AND "
@@ -77,7 +77,8 @@ class AdminMixin:
         with self.transaction():
             for v in self.list_versions(ds.dataset_id):
                 self.delete_version(ds.dataset_id, v.version_name)
-            self.execute("DELETE FROM jobs WHERE dataset_id = ?", (ds.dataset_id,))
+            for table in ("jobs", "dataset_job_configs"):
+                self.execute(f"DELETE FROM {table} WHERE dataset_id = ?", (ds.dataset_id,))
             self.execute("DELETE FROM datasets WHERE dataset_id = ?", (ds.dataset_id,))
 
     def update_job(self: MetadataStore, job_id: str, *, description: str | None) -> Job:

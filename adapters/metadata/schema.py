@@ -346,7 +346,25 @@ def _v8(dialect: str) -> list[str]:
 
 
 # Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+def _v9(dialect: str) -> list[str]:
+    """PAI's DatasetJobConfig: JobSpec defaults per dataset (``dataset_version`` NULL) or per
+    version, for one kind of job (see ``job_configs``)."""
+    t = _TYPES[dialect]
+    return [
+        f"""CREATE TABLE dataset_job_configs (
+            config_id TEXT PRIMARY KEY,
+            dataset_id TEXT NOT NULL,
+            dataset_version TEXT,
+            config_type TEXT NOT NULL,
+            config TEXT NOT NULL,
+            create_time {t['bigint']} NOT NULL,
+            modify_time {t['bigint']} NOT NULL
+        )""",
+        "CREATE INDEX dataset_job_configs_dataset ON dataset_job_configs (dataset_id)",
+    ]
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

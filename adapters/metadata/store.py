@@ -22,6 +22,7 @@ from ..timeutil import now_ms, to_iso
 from .model import FILE_META_COLUMNS, Dataset, DatasetVersion, FileMeta, Job, Prompt
 from .schema import migration_statements
 from .admin import AdminMixin
+from .job_configs import JobConfigMixin
 from .work import JobWorkMixin
 
 _TAG_COLUMNS = ("tags_ai", "tags_user", "tags_user_delete_ai", "tags_all")
@@ -61,7 +62,7 @@ def database_errors(what: str = "this query") -> Iterator[None]:
                            f"{type(exc).__name__}: {exc}", retriable=retriable) from exc
 
 
-class MetadataStore(JobWorkMixin, AdminMixin):
+class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
     """Base class; use :func:`mmdm.adapters.metadata.open_store`."""
 
     dialect: str = ""

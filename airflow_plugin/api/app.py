@@ -18,10 +18,11 @@ from .access import ACCESS_KEY_ID, MAX_BODY_BYTES, BodyLimitMiddleware, TokenAut
 from .context import ApiContext
 from .errors import http_error, install_error_handlers
 from .responses import PaiJSONResponse
-from .routes import datasets, filemetas, files, gallery, jobs, prompts, statistics
+from .routes import (datasets, filemetas, files, gallery, job_configs, jobs, prompts,
+                     statistics)
 
-ROUTERS = (datasets.router, filemetas.router, statistics.router, jobs.router, prompts.router,
-           files.router, gallery.router)
+ROUTERS = (datasets.router, filemetas.router, statistics.router, jobs.router,
+           job_configs.router, prompts.router, files.router, gallery.router)
 
 
 def create_api_app(context: ApiContext, *, auth: Callable[..., Any] | None = None,

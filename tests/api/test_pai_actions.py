@@ -29,10 +29,10 @@ def test_every_answer_carries_a_request_id_and_missing_actions_say_so(own):
     built, client = own
     ok = client.get(f"/api/v1/datasets/{built.dataset_id}")
     assert ok.json()["RequestId"] == ok.headers["x-acs-request-id"]
-    configs = client.get(f"/api/v1/datasets/{built.dataset_id}/datasetjobconfigs/")
-    assert configs.status_code == 404
-    body = configs.json()
-    assert body["Code"] == "NotImplemented" and "datasetjobconfigs" in body["Message"]
+    labels = client.put(f"/api/v1/datasets/{built.dataset_id}/labels", json={"Labels": []})
+    assert labels.status_code == 404
+    body = labels.json()
+    assert body["Code"] == "NotImplemented" and "PUT /api/v1/datasets/" in body["Message"]
     assert body["RequestId"]
     publish = client.put(f"/api/v1/datasets/{built.dataset_id}/publish")
     assert publish.status_code in (404, 405) and publish.json()["Code"] == "NotImplemented"
@@ -126,3 +126,50 @@ def test_prompts_are_tag_definitions(own):
     assert "pets" in names
     assert client.delete(f"/api/v1/prompts/{prompt_id}").status_code == 200
     assert client.get(f"/api/v1/prompts/{prompt_id}").status_code == 404
+
+
+def test_job_configs_fill_what_a_job_request_leaves_out(own):
+    built, client = own
+    url = f"/api/v1/datasets/{built.dataset_id}"
+    wide = client.post(f"{url}/datasetjobconfigs", json={
+        "ConfigType": "MultimodalSemanticIndex",
+        "Config": json.dumps({"databaseTableName": "wide_table", "concurrency": 2})}).json()
+    client.post(f"{url}/datasetjobconfigs", json={
+        "ConfigType": "MultimodalSemanticIndex", "DatasetVersion": "v1",
+        "Config": json.dumps({"databaseTableName": "v1_table", "defaultModelId": "m-1"})})
+    listed = client.get(f"{url}/datasetjobconfigs/").json()  # PAI's trailing slash
+    assert listed["TotalCount"] == 2
+    assert client.get(f"{url}/datasetjobconfigs/",
+                      params={"DatasetVersion": "v1"}).json()["TotalCount"] == 1
+    got = client.get(f"{url}/datasetjobconfigs/{wide['DatasetJobConfigId']}").json()
+    assert got["ConfigType"] == "MultimodalSemanticIndex"
+    assert json.loads(got["Config"])["databaseTableName"] == "wide_table"
+
+    # The version's config wins over the dataset's; the request wins over both.
+    assert built.store.job_defaults(built.dataset_id, "v1", "SemanticIndex") == {
+        "databaseTableName": "v1_table", "concurrency": 2, "modelId": "m-1"}
+    assert built.store.job_defaults(built.dataset_id, "v9", "SemanticIndex") == {
+        "databaseTableName": "wide_table", "concurrency": 2}
+    assert built.store.job_defaults(built.dataset_id, "v1", "IntelligentTag") == {}
+    r = client.post(f"{url}/datasetjobs", json={
+        "JobAction": "SemanticIndex", "DatasetVersion": "v1",
+        "JobSpec": json.dumps({"concurrency": 3})})
+    job = follow_job(client, f"{url}/datasetjobs", r.json()["DatasetJobId"])
+    spec = json.loads(job["JobSpec"])
+    assert (spec["databaseTableName"], spec["concurrency"], spec["modelId"]) == (
+        "v1_table", 3, "m-1")
+
+    client.put(f"{url}/datasetjobconfigs/{wide['DatasetJobConfigId']}",
+               json={"Config": json.dumps({"concurrency": 4})})
+    assert built.store.job_defaults(built.dataset_id, "v9", "SemanticIndex") == {
+        "concurrency": 4}
+    secret = client.post(f"{url}/datasetjobconfigs", json={
+        "ConfigType": "MultimodalIntelligentTag", "Config": json.dumps({"apiKey": "sk-1"})})
+    assert secret.status_code == 400 and "connections" in secret.json()["Message"]
+    assert "sk-1" not in secret.text
+    bad_type = client.post(f"{url}/datasetjobconfigs", json={"ConfigType": "Other",
+                                                             "Config": "{}"})
+    assert bad_type.json()["Code"] == "InvalidParameter.ConfigType"
+    for c in client.get(f"{url}/datasetjobconfigs/").json()["DatasetJobConfigs"]:
+        client.delete(f"{url}/datasetjobconfigs/{c['DatasetJobConfigId']}")
+    assert client.get(f"{url}/datasetjobconfigs/").json()["TotalCount"] == 0

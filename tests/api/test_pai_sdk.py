@@ -219,6 +219,18 @@ def test_the_whole_workflow_through_pais_sdk(client, workspace):
         query_expression="Tags.user='by-hand'", status="DELETED")).body
     assert [m.dataset_file_meta_id for m in gone.dataset_file_metas] == [new_id]
 
+    # Job configs: per-dataset defaults of index jobs, in PAI's shape.
+    config_id = client.create_dataset_job_config(ds, pai.CreateDatasetJobConfigRequest(
+        config_type="MultimodalSemanticIndex", workspace_id="1",
+        config=json.dumps({"defaultModelId": "local-pixels"}))).body.dataset_job_config_id
+    configs = client.list_dataset_job_configs(ds, pai.ListDatasetJobConfigsRequest()).body
+    assert [c.dataset_job_config_id for c in configs.dataset_job_configs] == [config_id]
+    config = client.get_dataset_job_config(ds, config_id, pai.GetDatasetJobConfigRequest()).body
+    assert json.loads(config.config) == {"defaultModelId": "local-pixels"}
+    client.delete_dataset_job_config(ds, config_id, pai.DeleteDatasetJobConfigRequest())
+    assert client.list_dataset_job_configs(
+        ds, pai.ListDatasetJobConfigsRequest()).body.total_count == 0
+
     # Versions and datasets: create, describe, delete.
     v2 = client.create_dataset_version(ds, pai.CreateDatasetVersionRequest(
         description="second", property="DIRECTORY", data_source_type="OSS")).body.version_name

@@ -86,8 +86,10 @@ def create_job(DatasetId: str, body: CreateJobRequest,
     store = ctx.store()
     ds = store.get_dataset(DatasetId)
     version = deps.version_name(store, ds.dataset_id, body.DatasetVersion)
-    spec = check_job_request(store, ds.dataset_id, version, body.JobAction, body.JobMode,
-                             parse_job_spec(body.JobSpec), ctx.job_resources())
+    spec = {**store.job_defaults(ds.dataset_id, version, body.JobAction),
+            **parse_job_spec(body.JobSpec)}  # the dataset's job configs fill what is left out
+    spec = check_job_request(store, ds.dataset_id, version, body.JobAction, body.JobMode, spec,
+                             ctx.job_resources())
     job = store.create_job(ds.dataset_id, version, body.JobAction, job_mode=body.JobMode,
                            job_spec=spec, description=body.Description)
     ctx.jobs().submit(job.job_id)
