@@ -1,46 +1,56 @@
-"""The API's context inside Airflow: the same connections (and embedded fallbacks) the DAGs use."""
+"""The API's context inside Airflow: the same connections (and embedded fallbacks) the DAGs use,
+and job requests that become runs of the ``mmdm_dataset_job`` DAG."""
 
 from __future__ import annotations
 
-from mmdm.adapters.index_sets import IndexSet
+import logging
+
 from mmdm.adapters.jobs.dispatch import JobResources
-from mmdm.adapters.metadata import MetadataStore, open_store
-from mmdm.adapters.models.base import Embedder
-from mmdm.adapters.search import SearchService
-from mmdm.adapters.vectors.base import VectorStore
+from mmdm.adapters.metadata import open_store
 
+from ..hooks.jobs import job_resources, search_service
 from ..hooks.metadata import MetadataStoreHook, workspace_dir
-from ..hooks.models import DEFAULT_EMBEDDING_CONN, DEFAULT_TAGGING_CONN, embedder_for, tagger_for
 from ..hooks.oss import OssHook
-from ..hooks.vectors import DEFAULT_VECTOR_CONN, vector_store_for
 from .context import ApiContext, once
+from .job_worker import BackgroundJobs
+
+log = logging.getLogger(__name__)
+JOB_DAG_ID = "mmdm_dataset_job"
 
 
-def _search(store: MetadataStore) -> SearchService:
-    def open_index(index: IndexSet) -> tuple[Embedder, VectorStore]:
-        # The connections the index job ran with (their default ids when it named none).
-        embedder = embedder_for(index.embedding_connection or DEFAULT_EMBEDDING_CONN,
-                                index.embedding_model, index.dimension or None)
-        return embedder, vector_store_for(index.vector_connection or DEFAULT_VECTOR_CONN,
-                                          index.table, embedder.dimension, store)
+class DagRunJobs:
+    """A job request triggers a run of the job DAG, so the job runs on the deployment's
+    executor and shows in Airflow's UI. Where that DAG is not deployed, the api-server runs
+    the job itself, and the job's log says so."""
 
-    return SearchService(store, index_opener=open_index, oss_config=OssHook().get_config())
+    def __init__(self, ctx: ApiContext):
+        self.ctx = ctx
+        self.fallback = BackgroundJobs(ctx.store, ctx.job_resources)
+
+    def submit(self, job_id: str) -> None:
+        from airflow.api.common.trigger_dag import trigger_dag
+        from airflow.exceptions import DagNotFound
+        from airflow.utils.types import DagRunTriggeredByType
+
+        store = self.ctx.store()
+        try:
+            run = trigger_dag(JOB_DAG_ID, run_id=f"mmdm__{job_id}", conf={"DatasetJobId": job_id},
+                              triggered_by=DagRunTriggeredByType.REST_API)
+        except DagNotFound:
+            store.append_job_log(job_id, f"the {JOB_DAG_ID} DAG is not deployed: the "
+                                         "api-server runs this job itself", level="WARN")
+            self.fallback.submit(job_id)
+            return
+        run_id = run.run_id if run is not None else f"mmdm__{job_id}"
+        store.append_job_log(job_id, f"Queued as Airflow DAG run {JOB_DAG_ID}/{run_id}")
 
 
 def _resources(ctx: ApiContext) -> JobResources:
-    """Jobs started through the API read the same connections the DAG tasks do."""
-    return JobResources(
-        # A JobSpec without a connection id means the default connection, as in the DAGs.
-        tagger=lambda conn, model: tagger_for(conn or DEFAULT_TAGGING_CONN, model),
-        embedder=lambda conn, model: embedder_for(conn or DEFAULT_EMBEDDING_CONN, model),
-        vector_store=lambda conn, table, dim, store: vector_store_for(
-            conn or DEFAULT_VECTOR_CONN, table, dim, store),
-        search=_search, oss_config=ctx.oss_config(),
-        export_roots=ctx.export_roots(), default_export_dir=ctx.default_export_dir())
+    return job_resources(ctx.oss_config(), ctx.export_roots(), ctx.default_export_dir())
 
 
 def airflow_context() -> ApiContext:
     url = once(lambda: MetadataStoreHook().store_url())
-    return ApiContext(lambda: open_store(url()), search_factory=_search,
+    return ApiContext(lambda: open_store(url()), search_factory=search_service,
                       workspace=workspace_dir, oss_config=lambda: OssHook().get_config(),
-                      job_resources=_resources)
+                      job_resources=_resources, job_launcher=DagRunJobs)

@@ -23,7 +23,7 @@ from mmdm.adapters.search import RankedCache, SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
 from mmdm.adapters.vectors.base import VectorStore
 
-from .job_worker import BackgroundJobs, embedded_resources
+from .job_worker import BackgroundJobs, JobLauncher, embedded_resources
 from .thumbnails import ThumbnailCache
 
 VECTOR_TABLE = DEFAULT_VECTOR_TABLE  # the table the pipeline DAG indexes into
@@ -54,6 +54,8 @@ class ApiContext:
             ``MMDM_DATA_ROOTS`` (comma-separated folders or ``oss://`` prefixes).
         job_resources: what CreateDatasetJob's jobs run with (models, vector stores); by
             default the offline model and the workspace's vector store.
+        job_launcher: what runs a recorded job; by default a worker thread of this process
+            (inside Airflow: a run of the job DAG).
     """
 
     def __init__(self, store_factory: StoreFactory, *,
@@ -62,10 +64,12 @@ class ApiContext:
                  oss_config: OssConfig | Callable[[], OssConfig | None] | None = None,
                  export_roots: Sequence[str] | None = None,
                  job_resources: ResourcesFactory | None = None,
+                 job_launcher: Callable[["ApiContext"], JobLauncher] | None = None,
                  data_roots: Sequence[str] | None = None):
         self._data_roots = list(data_roots) if data_roots is not None else None
         self._job_resources = job_resources
-        self._jobs: BackgroundJobs | None = None
+        self._job_launcher = job_launcher
+        self._jobs: JobLauncher | None = None
         self._export_roots = list(export_roots) if export_roots is not None else None
         self._store_factory = store_factory
         self._search_factory = search_factory or (lambda store: SearchService(store))
@@ -120,10 +124,11 @@ class ApiContext:
         return embedded_resources(self.workspace(), self._search_factory, self.oss_config(),
                                   self.export_roots(), self.default_export_dir())
 
-    def jobs(self) -> BackgroundJobs:
+    def jobs(self) -> JobLauncher:
         with self._lock:
             if self._jobs is None:
-                self._jobs = BackgroundJobs(self._store_factory, self.job_resources)
+                self._jobs = (self._job_launcher(self) if self._job_launcher is not None
+                              else BackgroundJobs(self._store_factory, self.job_resources))
             return self._jobs
 
     def export_roots(self) -> list[str]:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 from mmdm.adapters.errors import ConfigError
 from mmdm.adapters.jobs.dispatch import JobResources, run_job
@@ -24,6 +25,12 @@ from mmdm.adapters.vectors.base import VectorStore
 
 log = logging.getLogger(__name__)
 LOCAL = (None, "", "local")
+
+
+class JobLauncher(Protocol):
+    """Runs a recorded ``Pending`` job after the request that recorded it has answered."""
+
+    def submit(self, job_id: str) -> object: ...
 
 
 class BackgroundJobs:

@@ -57,7 +57,39 @@ def _xcom(run, task_id, map_index=-1):
 
 def test_every_dag_file_imports(dagbag):
     assert set(dagbag.dag_ids) == {"mmdm_dataset_pipeline", "mmdm_dataset_pipeline_incremental",
-                                   "mmdm_training", "mmdm_sharded_tagging"}
+                                   "mmdm_training", "mmdm_sharded_tagging", "mmdm_dataset_job"}
+
+
+def test_the_job_dag_runs_a_recorded_job(dagbag, sample_dataset, tmp_path):
+    """What the API inside Airflow does with CreateDatasetJob: record a Pending job, then a
+    run of mmdm_dataset_job with its id. A job stopped before its run starts is skipped."""
+    store, ds = sample_dataset
+    dag = dagbag.get_dag("mmdm_dataset_job")
+    assert not dag.is_paused_upon_creation  # a job request runs without an unpause
+    build = store.create_job(ds.dataset_id, "v1", "FileMetaBuild")
+    run = dag.test(run_conf={"DatasetJobId": build.job_id})
+    assert run.state == "success"
+    assert _xcom(run, "run_job")["new"] == 15
+    assert store.get_job(build.job_id).status == "PartialFailed"  # the corrupt .jpg
+    export = store.create_job(ds.dataset_id, "v1", "FileMetaExport", job_spec={
+        "query": "FileDir:'red'", "exportDirUri": tmp_path.as_uri() + "/"})
+    assert dag.test(run_conf={"DatasetJobId": export.job_id}).state == "success"
+    assert store.get_job(export.job_id).result["RowCount"] == 3
+
+    stopped = store.create_job(ds.dataset_id, "v1", "FileMetaBuild")
+    store.request_job_stop(stopped.job_id)
+    run = dag.test(run_conf={"DatasetJobId": stopped.job_id})
+    assert _task_state(run, "run_job") == "skipped"
+    assert store.get_job(stopped.job_id).status == "ManuallyStop"
+
+
+def _task_state(run, task_id):
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.query(TaskInstance).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id, task_id=task_id).one().state
 
 
 def test_pipeline_then_training_on_the_export_asset(dagbag, sample_dataset, tmp_path):

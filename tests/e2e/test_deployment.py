@@ -95,6 +95,7 @@ def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
         pytest.fail(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     from playwright import sync_api
 
+    deployment.wait_for_dag("mmdm_dataset_job")  # the gallery's export request runs in it
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -144,6 +145,13 @@ def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
     exports = _jobs(workspace, SHARDED, "FileMetaExport")
     assert [j.status for j in exports] == ["Succeeded"]
     assert exports[0].result["RowCount"] == 6
+    # The gallery's job request ran as a run of the job DAG, on the deployment's executor.
+    run_id = f"mmdm__{exports[0].job_id}"
+    assert any(f"mmdm_dataset_job/{run_id}" in line
+               for line in workspace.store.job_logs(exports[0].job_id))
+    assert deployment.wait_for_run("mmdm_dataset_job", run_id)["state"] == "success"
+    [ti] = deployment.task_instances("mmdm_dataset_job", run_id)
+    assert ti["task_id"] == "run_job" and ti["state"] == "success"
 
 
 def test_pipeline_tags_indexes_exports_and_triggers_training(deployment, workspace, runs):
