@@ -14,16 +14,14 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mmdm.adapters.index_sets import IndexSet
+from mmdm.adapters.defaults import embedded_resources, embedded_search
 from mmdm.adapters.jobs.dispatch import DEFAULT_VECTOR_TABLE, JobResources
 from mmdm.adapters.metadata import MetadataStore, open_store
-from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.metadata.embedded import workspace_store_url
 from mmdm.adapters.search import RankedCache, SearchService
 from mmdm.adapters.storage import OssConfig, UriReader
-from mmdm.adapters.vectors.base import VectorStore
 
-from .job_worker import BackgroundJobs, JobLauncher, embedded_resources
+from .job_worker import BackgroundJobs, JobLauncher
 from .thumbnails import ThumbnailCache
 
 VECTOR_TABLE = DEFAULT_VECTOR_TABLE  # the table the pipeline DAG indexes into
@@ -121,8 +119,11 @@ class ApiContext:
     def job_resources(self) -> JobResources:
         if self._job_resources is not None:
             return self._job_resources(self)
-        return embedded_resources(self.workspace(), self._search_factory, self.oss_config(),
-                                  self.export_roots(), self.default_export_dir())
+        resources = embedded_resources(self.workspace(), oss_config=self.oss_config(),
+                                       export_roots=self.export_roots(),
+                                       default_export_dir=self.default_export_dir())
+        resources.search = self._search_factory  # this context's (tests may give their own)
+        return resources
 
     def jobs(self) -> JobLauncher:
         with self._lock:
@@ -176,23 +177,7 @@ def embedded_context(workspace: Path, store_url: str | None = None, *,
         return open_store(url())
 
     def search(store: MetadataStore) -> SearchService:
-        if not vectors:
-            return SearchService(store)
-        from mmdm.adapters.errors import ConfigError
-        from mmdm.adapters.models import open_embedder
-        from mmdm.adapters.vectors.default import default_vector_store
-
-        def open_index(index: IndexSet) -> tuple[Embedder, VectorStore]:
-            # Without Airflow there are no connections: only the offline model can embed a
-            # query, and the vectors are in the workspace's default store.
-            embedder = open_embedder("local", dimension=index.dimension)
-            if embedder.model != index.embedding_model:
-                raise ConfigError(f"index set {index.index_set_id!r} was built with "
-                                  f"{index.embedding_model!r}; this server embeds queries with "
-                                  f"the offline model only ({embedder.model!r})")
-            return embedder, default_vector_store(store, workspace, index.table, index.dimension)
-
-        return SearchService(store, index_opener=open_index)
+        return embedded_search(store, workspace) if vectors else SearchService(store)
 
     return ApiContext(store, search_factory=search, workspace=workspace,
                       oss_config=OssConfig.from_env, export_roots=export_roots,

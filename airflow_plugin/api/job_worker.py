@@ -12,19 +12,13 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Protocol
 
-from mmdm.adapters.errors import ConfigError
 from mmdm.adapters.jobs.dispatch import JobResources, run_job
 from mmdm.adapters.jobs.runner import failure_reason
 from mmdm.adapters.metadata import MetadataStore
-from mmdm.adapters.models import open_embedder, open_tagger
-from mmdm.adapters.models.base import Embedder, Tagger
-from mmdm.adapters.vectors.base import VectorStore
 
 log = logging.getLogger(__name__)
-LOCAL = (None, "", "local")
 
 
 class JobLauncher(Protocol):
@@ -67,32 +61,3 @@ class BackgroundJobs:
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)
 
-
-def embedded_resources(workspace: Path, search, oss_config, export_roots: list[str],
-                       default_export_dir: str) -> JobResources:
-    """Without Airflow there are no connections: jobs run the offline model and write the
-    workspace's default vector store; a JobSpec naming a connection is refused clearly."""
-    from mmdm.adapters.vectors.default import default_vector_store
-
-    def no_connection(conn: str | None, what: str) -> None:
-        if conn not in LOCAL:
-            raise ConfigError(f"this standalone server has no {what} connection {conn!r}: it "
-                              "runs the offline local model and the workspace's vector store "
-                              "(leave the connection out, or run the job in Airflow)")
-
-    def tagger(conn: str | None, model: str | None) -> Tagger:
-        no_connection(conn, "tagging")
-        return open_tagger("local")
-
-    def embedder(conn: str | None, model: str | None) -> Embedder:
-        no_connection(conn, "embedding")
-        return open_embedder("local")
-
-    def vectors(conn: str | None, table: str, dimension: int,
-                store: MetadataStore) -> VectorStore:
-        no_connection(conn, "vector database")
-        return default_vector_store(store, workspace, table, dimension)
-
-    return JobResources(tagger=tagger, embedder=embedder, vector_store=vectors, search=search,
-                        oss_config=oss_config, export_roots=export_roots,
-                        default_export_dir=default_export_dir)

@@ -22,7 +22,7 @@ from alibabacloud_tea_openapi.utils_models import Config
 from mmdm.adapters.models import LOCAL_TAG_DEFINITION, open_tagger
 from mmdm.adapters.samples import generate_samples
 from mmdm.airflow_plugin.api import create_api_app, embedded_context
-from mmdm.airflow_plugin.api.job_worker import embedded_resources
+from mmdm.adapters.defaults import embedded_resources
 
 from .conftest import FINAL_STATUSES
 from .live_server import serve
@@ -56,8 +56,8 @@ def workspace(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def client(workspace):
     def resources(ctx):
-        base = embedded_resources(ctx.workspace(), ctx._search_factory, None,
-                                  ctx.export_roots(), ctx.default_export_dir())
+        base = embedded_resources(ctx.workspace(), export_roots=ctx.export_roots(),
+                                  default_export_dir=ctx.default_export_dir())
         local_tagger = base.tagger
         base.tagger = lambda conn, model: GatedTagger() if model == "gated" else local_tagger(
             conn, model)
