@@ -5,8 +5,8 @@ conditions are AND-ed, in table order. ``QueryTags*`` apply to ``Tags.all``. Lis
 lists or comma-separated strings (PAI's ``style=simple``; items are stripped, empty items
 dropped). Options map onto the same names the DSL uses. ``QueryExpression`` combines with the
 paging parameters (``PAGING_PARAMS``: they say which page, not which files) and ``Status``
-(the scope), unless the expression sets the same option; with any other query parameter it is refused
-(``conflicting-params``); see SEMANTICS.md.
+(the scope), unless the expression sets the same option; with any other query parameter it is
+refused (``conflicting-params``); see SEMANTICS.md.
 """
 
 from __future__ import annotations

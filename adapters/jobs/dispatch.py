@@ -91,29 +91,33 @@ def check_job_request(store: MetadataStore, dataset_id: str, version: str, actio
                            f"not {mode!r}")
     if action == "IntelligentTag":
         if not spec.get("promptId"):
-            raise _bad("JobSpec.promptId", "an IntelligentTag JobSpec needs promptId (a tag definition)")
+            raise _bad("JobSpec.promptId",
+                       "an IntelligentTag JobSpec needs promptId (a tag definition)")
         store.get_prompt(spec["promptId"])
     elif action == "IntelligentTagRevert":
         tag_job = store.get_job(str(spec.get("intelligentTagJobId") or "-"))
         if tag_job.job_action != "IntelligentTag":
-            raise _bad("JobSpec.intelligentTagJobId", f"{tag_job.job_id} is a {tag_job.job_action} job, not "
-                               "IntelligentTag")
+            raise _bad("JobSpec.intelligentTagJobId",
+                       f"{tag_job.job_id} is a {tag_job.job_action} job, not IntelligentTag")
     elif action == "FileMetaExport":
         spec = {**spec, "exportDirUri": spec.get("exportDirUri") or resources.default_export_dir}
         if not within_any(spec["exportDirUri"], resources.export_roots):
-            raise _bad("JobSpec.exportDirUri", f"JobSpec.exportDirUri {spec['exportDirUri']!r} is not under an "
-                               f"export root ({', '.join(resources.export_roots)})")
+            raise _bad("JobSpec.exportDirUri",
+                       f"JobSpec.exportDirUri {spec['exportDirUri']!r} is not under an export "
+                       f"root ({', '.join(resources.export_roots)})")
         as_query(_export_query(spec.get("query")))  # a DSL error is the request's
     elif action == "FileMetaImport":
         manifest = spec.get("manifestUri")
         if manifest and not within_any(manifest, resources.export_roots):
-            raise _bad("JobSpec.manifestUri", f"JobSpec.manifestUri {manifest!r} is not under an export root "
-                               f"({', '.join(resources.export_roots)})")
+            raise _bad("JobSpec.manifestUri",
+                       f"JobSpec.manifestUri {manifest!r} is not under an export root "
+                       f"({', '.join(resources.export_roots)})")
         if not manifest and not spec.get("srcDatasetId"):
-            raise _bad("JobSpec.manifestUri", "a FileMetaImport JobSpec needs manifestUri or srcDatasetId")
+            raise _bad("JobSpec.manifestUri",
+                       "a FileMetaImport JobSpec needs manifestUri or srcDatasetId")
         if store.get_version(dataset_id, version).source_type != "LOGICAL":
-            raise _bad("DatasetVersion", f"{dataset_id}/{version} is not a logical version: imports go "
-                               "into a version created for them")
+            raise _bad("DatasetVersion", f"{dataset_id}/{version} is not a logical version: "
+                       "imports go into a version created for them")
         as_query(_export_query(spec.get("query")))
     return spec
 

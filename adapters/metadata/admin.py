@@ -49,9 +49,10 @@ class AdminMixin:
     def refuse_live_jobs(self: MetadataStore, dataset_id: str, version: str | None) -> None:
         live = [j for j in self.list_jobs(dataset_id, version) if j.status in LIVE_JOB_STATUSES]
         if live:
-            raise ConflictError(f"{live[0].job_action} job {live[0].job_id} is "
-                                f"{live[0].status.lower()} on {dataset_id}/{live[0].dataset_version}:"
-                                " stop it (StopDatasetJob) or wait for it first")
+            job = live[0]
+            raise ConflictError(f"{job.job_action} job {job.job_id} is {job.status.lower()} on "
+                                f"{dataset_id}/{job.dataset_version}: stop it (StopDatasetJob) "
+                                "or wait for it first")
 
     def delete_version(self: MetadataStore, dataset_id: str, version: str) -> None:
         """The version, its file metas and its jobs (with their logs and per-file outcomes)."""

@@ -259,8 +259,10 @@ def _stops(client, ds, prompt_id):
     """A tagging job held by the gated model is running; a build queued behind it is pending.
     Both stop: the pending one never runs, the running one ends at its next status check."""
     GATE.clear()
-    create = lambda action, spec: client.create_dataset_job(ds, pai.CreateDatasetJobRequest(  # noqa: E731
-        job_action=action, job_mode="Full", job_spec=json.dumps(spec))).body.dataset_job_id
+    def create(action, spec):
+        return client.create_dataset_job(ds, pai.CreateDatasetJobRequest(
+            job_action=action, job_mode="Full", job_spec=json.dumps(spec))).body.dataset_job_id
+
     running = create("IntelligentTag", {"promptId": prompt_id, "modelId": "gated"})
     pending = create("FileMetaBuild", {})
     deadline = time.monotonic() + 30

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from mmdm.adapters.index_sets import index_sets
+from mmdm.adapters.lifecycle import delete_dataset, delete_version
 from mmdm.adapters.metadata import Dataset, DatasetVersion, MetadataStore
 from mmdm.adapters.storage.roots import within_any
 
@@ -67,7 +67,8 @@ def list_datasets(Name: str | None = None, DatasetIds: str | None = None, PageNu
     if Order.upper() == "DESC":
         found.reverse()
     return {"TotalCount": len(found), "PageNumber": PageNumber, "PageSize": PageSize,
-            "Datasets": [dataset_shape(store, ds) for ds in deps.page_of(found, PageNumber, PageSize)]}
+            "Datasets": [dataset_shape(store, ds)
+                         for ds in deps.page_of(found, PageNumber, PageSize)]}
 
 
 @router.get("/{DatasetId}")
@@ -125,24 +126,11 @@ def update_dataset(DatasetId: str, body: DatasetChange,
     return {}
 
 
-def _drop_vectors(ctx: ApiContext, dataset_id: str, version: str) -> None:
-    """Vectors live outside the metadata store: remove them before the version goes, or a
-    later version of the same name would find them."""
-    search = ctx.search()
-    for index in index_sets(ctx.store(), dataset_id, version):
-        _, _, vectors = search.open_index(dataset_id, version, index.index_set_id)
-        vectors.delete(index.index_set_id, vectors.file_meta_ids(index.index_set_id))
-
-
 @router.delete("/{DatasetId}")
-def delete_dataset(DatasetId: str, ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+def delete_dataset_route(DatasetId: str,
+                         ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
     """DeleteDataset: its versions, metas, jobs and vectors (the files stay where they are)."""
-    store = ctx.store()
-    ds = store.get_dataset(DatasetId)
-    store.refuse_live_jobs(ds.dataset_id, None)
-    for v in store.list_versions(ds.dataset_id):
-        _drop_vectors(ctx, ds.dataset_id, v.version_name)
-    store.delete_dataset(ds.dataset_id)
+    delete_dataset(ctx.store(), ctx.search(), DatasetId)
     return {}
 
 
@@ -204,14 +192,9 @@ def update_version(DatasetId: str, VersionName: str, body: VersionChange,
 
 
 @router.delete("/{DatasetId}/versions/{VersionName}")
-def delete_version(DatasetId: str, VersionName: str,
+def delete_version_route(DatasetId: str, VersionName: str,
                    ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
-    store = ctx.store()
-    ds = store.get_dataset(DatasetId)
-    store.get_version(ds.dataset_id, VersionName)
-    store.refuse_live_jobs(ds.dataset_id, VersionName)
-    _drop_vectors(ctx, ds.dataset_id, VersionName)
-    store.delete_version(ds.dataset_id, VersionName)
+    delete_version(ctx.store(), ctx.search(), DatasetId, VersionName)
     return {}
 
 

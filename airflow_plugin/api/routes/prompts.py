@@ -1,8 +1,8 @@
 """Tag definitions as PAI's prompts: Create/Get/List/Update/DeletePrompt (``/api/v1/prompts``).
 
-PAI leaves ``FrameworkContent``'s format open; mmdm's is ``FrameworkType`` ``IntelligentTag``
-with the console's two parts as a JSON string: ``{"GuidePrompt": "...", "TagDefinition":
-{"tag": "when it applies", ...}}``. An IntelligentTag JobSpec names it by ``promptId``.
+``FrameworkType`` is ``IntelligentTag`` and ``FrameworkContent`` the tag definition as a JSON
+string (see ``mmdm.adapters.tag_definitions``). An IntelligentTag JobSpec names it by
+``promptId``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from mmdm.adapters.metadata.model import Prompt
+from mmdm.adapters.tag_definitions import (FRAMEWORK_TYPE, parse_tag_definition,
+                                           tag_definition_content)
 from mmdm.adapters.timeutil import to_iso
 
 from .. import deps
@@ -21,31 +23,14 @@ from ..context import ApiContext
 from ..errors import bad_parameter
 
 router = APIRouter(prefix="/api/v1/prompts", tags=["tag definitions (prompts)"])
-FRAMEWORK_TYPE = "IntelligentTag"
 
 
 def prompt_shape(p: Prompt) -> dict[str, Any]:
-    content = {"GuidePrompt": p.guide_prompt, "TagDefinition": p.tag_definitions}
     return {"PromptId": p.prompt_id, "PromptName": p.name, "Description": p.description,
             "FrameworkType": FRAMEWORK_TYPE,
-            "FrameworkContent": json.dumps(content, ensure_ascii=False),
+            "FrameworkContent": json.dumps(tag_definition_content(p), ensure_ascii=False),
             "Accessibility": "PRIVATE", "Revision": p.revision,
             "CreateTime": to_iso(p.create_time), "ModifyTime": to_iso(p.modify_time)}
-
-
-def parse_content(text: str | None) -> tuple[str, dict[str, str]]:
-    """(guide prompt, tag definitions) from FrameworkContent; a 400 says what is wrong."""
-    try:
-        content = json.loads(text or "")
-    except json.JSONDecodeError as err:
-        raise bad_parameter("FrameworkContent", f"FrameworkContent is not JSON: {err}") from None
-    tags = content.get("TagDefinition") if isinstance(content, dict) else None
-    if not isinstance(tags, dict) or not tags or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
-        raise bad_parameter("FrameworkContent", 'FrameworkContent must be {"GuidePrompt": "...", '
-                            '"TagDefinition": {"tag": "when it applies", ...}} with one tag '
-                            "at least")
-    return str(content.get("GuidePrompt") or ""), tags
 
 
 def _check_type(framework_type: str | None) -> None:
@@ -67,7 +52,7 @@ class CreatePromptRequest(BaseModel):
 def create_prompt(body: CreatePromptRequest,
                   ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
     _check_type(body.FrameworkType)
-    guide, tags = parse_content(body.FrameworkContent)
+    guide, tags = parse_tag_definition(body.FrameworkContent)
     prompt = ctx.store().create_prompt(body.PromptName, tags, guide_prompt=guide,
                                        description=body.Description)
     return {"PromptId": prompt.prompt_id}
@@ -105,7 +90,7 @@ def update_prompt(PromptId: str, body: UpdatePromptRequest,
     store = ctx.store()
     prompt = store.get_prompt(PromptId)
     if body.FrameworkContent is not None:
-        guide, tags = parse_content(body.FrameworkContent)
+        guide, tags = parse_tag_definition(body.FrameworkContent)
         store.update_prompt(prompt.prompt_id, tag_definitions=tags, guide_prompt=guide)
     if body.Description is not None:
         store.describe_prompt(prompt.prompt_id, body.Description)
