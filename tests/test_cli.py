@@ -6,7 +6,7 @@ from mmdm.airflow_plugin.cli import main
 
 
 def test_registering_a_taken_name_prints_one_line_not_a_traceback(tmp_path, capsys):
-    args = ["--metadata", f"sqlite:///{tmp_path}/m.db", "register", "--name", "cars",
+    args = ["--metadata", f"sqlite:///{tmp_path}/m.db", "datasets", "create", "--name", "cars",
             "--uri", str(tmp_path)]
     assert main(args) == 0
     capsys.readouterr()

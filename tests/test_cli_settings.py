@@ -18,15 +18,15 @@ def _names(url: str) -> set[str]:
 def test_the_cli_uses_mmdm_metadata_url_and_metadata_overrides_it(tmp_path, monkeypatch, capsys):
     env_db, flag_db = f"sqlite:///{tmp_path}/env.db", f"sqlite:///{tmp_path}/flag.db"
     monkeypatch.setenv("MMDM_METADATA_URL", env_db)
-    assert main(["register", "--name", "from-env", "--uri", str(tmp_path)]) == 0
-    assert main(["--metadata", flag_db, "register", "--name", "from-flag",
+    assert main(["datasets", "create", "--name", "from-env", "--uri", str(tmp_path)]) == 0
+    assert main(["--metadata", flag_db, "datasets", "create", "--name", "from-flag",
                  "--uri", str(tmp_path)]) == 0
     assert _names(env_db) == {"from-env"}
     assert _names(flag_db) == {"from-flag"}
     capsys.readouterr()
-    assert main(["datasets"]) == 0
+    assert main(["datasets", "list", "-o", "plain"]) == 0
     listed = capsys.readouterr().out
-    assert "\tfrom-env\tv1\t" in listed and "from-flag" not in listed
+    assert "\tfrom-env\t" in listed and "from-flag" not in listed
 
 
 def test_the_library_opens_the_store_mmdm_metadata_url_names(tmp_path, monkeypatch):

@@ -99,6 +99,9 @@ def check_job_request(store: MetadataStore, dataset_id: str, version: str, actio
         if tag_job.job_action != "IntelligentTag":
             raise _bad("JobSpec.intelligentTagJobId",
                        f"{tag_job.job_id} is a {tag_job.job_action} job, not IntelligentTag")
+        if (tag_job.dataset_id, tag_job.dataset_version) != (dataset_id, version):
+            raise _bad("DatasetVersion", f"{tag_job.job_id} tagged {tag_job.dataset_id}/"
+                       f"{tag_job.dataset_version}, not {dataset_id}/{version}")
     elif action == "FileMetaExport":
         spec = {**spec, "exportDirUri": spec.get("exportDirUri") or resources.default_export_dir}
         if not within_any(spec["exportDirUri"], resources.export_roots):
