@@ -12,8 +12,15 @@ from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 from mmdm.query import compile_sql, parse
 
 
+def _undo_v9(store: MetadataStore) -> None:
+    """Take a store back to how v8 left it (no job configs)."""
+    store.execute("DROP TABLE dataset_job_configs")
+    store.execute("UPDATE schema_version SET version = 8")
+
+
 def _undo_v8(store: MetadataStore) -> None:
     """Take a store back to how v7 left it (no service secrets)."""
+    _undo_v9(store)
     store.execute("DROP TABLE service_secrets")
     store.execute("UPDATE schema_version SET version = 7")
 
@@ -193,3 +200,18 @@ def test_v8_keeps_one_secret_every_connection_shares(store: MetadataStore) -> No
     assert len(key) == 32 and reopened.secret("next-token") == key
     again = _reopen(reopened)
     assert again.secret("next-token") == key and again.secret("other") != key
+
+
+def test_v9_adds_job_configs_that_deletes_take_along(store: MetadataStore) -> None:
+    ds = store.create_dataset("configs", "file:///data")
+    store.create_version(ds.dataset_id)
+    _undo_v9(store)
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    reopened.create_job_config(ds.dataset_id, "MultimodalSemanticIndex",
+                               {"databaseTableName": "t"}, "v1")
+    assert reopened.job_defaults(ds.dataset_id, "v1", "SemanticIndex") == {
+        "databaseTableName": "t"}
+    reopened.delete_version(ds.dataset_id, "v1")
+    assert reopened.list_job_configs(ds.dataset_id) == []
+    reopened.close()
