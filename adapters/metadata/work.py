@@ -295,7 +295,9 @@ class JobWorkMixin:
         return str(row[0])
 
     def request_job_stop(self: MetadataStore, job_id: str) -> bool:
-        """PAI's StopDatasetJob: a running job notices and ends ManuallyStop."""
+        """PAI's StopDatasetJob: a running job notices and ends ManuallyStop (its finish time
+        set then); a pending one is finished now, as it will never start."""
         return self.execute(
-            "UPDATE jobs SET status = 'ManuallyStop' WHERE job_id = ? "
-            "AND status IN ('Pending', 'Running')", (job_id,)) > 0
+            "UPDATE jobs SET finish_time = CASE WHEN status = 'Pending' THEN ? ELSE finish_time "
+            "END, status = 'ManuallyStop' WHERE job_id = ? AND status IN ('Pending', 'Running')",
+            (now_ms(), job_id)) > 0

@@ -12,8 +12,9 @@ from mmdm.adapters.metadata import MetadataStore
 
 from .errors import bad_parameter
 
-# AggregateBy (lower-cased) -> a scalar column, or a tag group.
-COLUMNS = {"filedir": "file_dir", "filetype": "file_type"}
+# AggregateBy (lower-cased) -> a scalar column, or a tag group. ``contenttype`` (the image
+# formats) is mmdm's beside PAI's list.
+COLUMNS = {"filedir": "file_dir", "filetype": "file_type", "contenttype": "content_type"}
 TAG_GROUPS = {"tags.ai": ("ai", "tags_ai"), "tags.user": ("user", "tags_user"),
               "tags.user-delete-ai-tags": ("user-delete-ai-tags", "tags_user_delete_ai"),
               "tags.all": ("all", "tags_all")}
