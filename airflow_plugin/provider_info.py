@@ -34,6 +34,23 @@ CONNECTION_TYPES = [
             {"host": "https://dashscope.aliyuncs.com/api/v1", "password": "sk-…"}),
     },
     {
+        "connection-type": "mmdm_openai",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.models.OpenAICompatibleHook",
+        "hook-name": "OpenAI-compatible model server (mmdm)",
+        "conn-fields": {
+            "model": _field("Chat (VLM) model", ["string", "null"]),
+            "embedding_model": _field("Embedding model", ["string", "null"]),
+            "dimension": _field("Embedding dimension", ["integer", "null"], minimum=1),
+            "image_input": _field("How images are embedded", ["string", "null"],
+                                  enum=["messages", "objects", "data-uri", None]),
+            "supports_text": _field("The embedding model embeds text", ["boolean", "null"]),
+        },
+        "ui-field-behaviour": _form(
+            ["schema", "login", "extra"],
+            {"host": "Base URL", "password": "API key (empty for a local server)"},
+            {"host": "http://vllm:8000/v1"}),
+    },
+    {
         "connection-type": "mmdm_eas",
         "hook-class-name": "mmdm.airflow_plugin.hooks.models.EasEmbeddingHook",
         "hook-name": "PAI-EAS embedding service (mmdm)",

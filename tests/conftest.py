@@ -31,6 +31,7 @@ import pytest  # noqa: E402
 from mmdm.adapters.metadata import MetadataStore, open_store  # noqa: E402
 from tests.fakes.fake_dashscope import FakeDashScope  # noqa: E402
 from tests.fakes.fake_eas import FakeEas  # noqa: E402
+from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
 from tests.fakes.fake_oss import FakeOss  # noqa: E402
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -118,6 +119,13 @@ def fake_dashscope() -> Iterator[FakeDashScope]:
 @pytest.fixture
 def fake_eas() -> Iterator[FakeEas]:
     server = FakeEas().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
     yield server
     server.stop()
 

@@ -23,12 +23,14 @@ from .base import (
 from .dashscope import DashScopeEmbedder, DashScopeTagger
 from .eas import EasGmeEmbedder
 from .local import LOCAL_TAG_DEFINITION, LocalImageEmbedder, LocalPixelTagger
+from .openai_compat import OpenAIEmbedder, OpenAITagger
 
-KINDS = ("dashscope", "eas", "local")
+KINDS = ("dashscope", "eas", "openai", "local")
 
 __all__ = [
     "KINDS", "LOCAL_TAG_DEFINITION", "DashScopeEmbedder", "DashScopeTagger", "EasGmeEmbedder",
-    "Embedder", "ImageInput", "LocalImageEmbedder", "LocalPixelTagger", "TagDefinition",
+    "Embedder", "ImageInput", "LocalImageEmbedder", "LocalPixelTagger", "OpenAIEmbedder",
+    "OpenAITagger", "TagDefinition",
     "TagParseError", "TagResult", "Tagger", "l2_normalise", "open_embedder", "open_tagger",
 ]
 
@@ -51,6 +53,18 @@ def _read(settings: Mapping[str, Any], spec: dict[str, Callable[[Any], Any]],
     return out
 
 
+def _flag(value: Any) -> bool:
+    """A yes/no setting, from a bool or from a connection's text ("false" is False)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 def _kind(kind: str) -> str:
     normalised = (kind or "").strip().lower()
     if normalised not in KINDS:
@@ -60,7 +74,8 @@ def _kind(kind: str) -> str:
 
 def open_tagger(kind: str, **settings: Any) -> Tagger:
     """A tagger: ``dashscope`` (``api_key``, ``model``, ``base_url``, ``workspace``,
-    ``timeout``, ``temperature``) or ``local`` (no settings).
+    ``timeout``, ``temperature``), ``openai`` (``base_url``, ``model``, ``api_key``,
+    ``timeout``, ``temperature``, ``max_tokens``) or ``local`` (no settings).
 
     Raises:
         ConfigError: an unknown kind, a kind that cannot tag (``eas``), or bad settings.
@@ -70,6 +85,10 @@ def open_tagger(kind: str, **settings: Any) -> Tagger:
         return DashScopeTagger(**_read(settings, {
             "api_key": str, "model": str, "base_url": str, "workspace": str,
             "timeout": float, "temperature": float}, required=("api_key",)))
+    if kind == "openai":
+        return OpenAITagger(**_read(settings, {
+            "base_url": str, "model": str, "api_key": str, "timeout": float,
+            "temperature": float, "max_tokens": int}, required=("base_url", "model")))
     if kind == "local":
         return LocalPixelTagger()
     raise ConfigError("an EAS GME service makes embeddings only; tag with 'dashscope' or "
@@ -79,7 +98,9 @@ def open_tagger(kind: str, **settings: Any) -> Tagger:
 def open_embedder(kind: str, **settings: Any) -> Embedder:
     """An embedder: ``dashscope`` (``api_key``, ``model``, ``base_url``, ``workspace``,
     ``dimension``, ``timeout``), ``eas`` (``endpoint``, ``token``, ``model``, ``dimension``,
-    ``timeout``, ``max_batch``) or ``local`` (``dimension``).
+    ``timeout``, ``max_batch``), ``openai`` (``base_url``, ``model``, ``dimension``,
+    ``api_key``, ``image_input``, ``supports_text``, ``max_batch``, ``timeout``) or ``local``
+    (``dimension``).
 
     Raises:
         ConfigError: an unknown kind or bad settings.
@@ -93,4 +114,9 @@ def open_embedder(kind: str, **settings: Any) -> Embedder:
         return EasGmeEmbedder(**_read(settings, {
             "endpoint": str, "token": str, "model": str, "dimension": int,
             "timeout": float, "max_batch": int}, required=("endpoint", "token")))
+    if kind == "openai":
+        return OpenAIEmbedder(**_read(settings, {
+            "base_url": str, "model": str, "dimension": int, "api_key": str,
+            "image_input": str, "supports_text": _flag, "max_batch": int, "timeout": float},
+            required=("base_url", "model", "dimension")))
     return LocalImageEmbedder(**_read(settings, {"dimension": int}))

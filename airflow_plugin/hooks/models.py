@@ -1,4 +1,5 @@
-"""Model connections: DashScope (Qwen-VL, multimodal embeddings) and a PAI-EAS GME service."""
+"""Model connections: DashScope (Qwen-VL, multimodal embeddings), a PAI-EAS GME service, and
+any OpenAI-compatible server (vLLM, SGLang, Ollama, LM Studio, DashScope's compatible mode)."""
 
 from __future__ import annotations
 
@@ -83,6 +84,51 @@ class EasEmbeddingHook(BaseHook):
         return self.embedder(self.get_connection(self.eas_conn_id))
 
 
+class OpenAICompatibleHook(BaseHook):
+    """A model server with an OpenAI-compatible API, through the official ``openai`` client.
+
+    Fields: host = base URL (``http://vllm:8000/v1``); password = API key (may be empty for a
+    local server); extras ``model`` (the chat / VLM model), ``embedding_model``, ``dimension``
+    (the embedding model's vector size), ``image_input`` (``messages``, ``objects`` or
+    ``data-uri``: how the server takes images to embed), ``supports_text`` and ``timeout``.
+
+    :param openai_conn_id: connection id.
+    """
+
+    conn_name_attr = "openai_conn_id"
+    default_conn_name = "mmdm_openai_default"
+    conn_type = "mmdm_openai"
+    hook_name = "OpenAI-compatible model server (mmdm)"
+
+    def __init__(self, openai_conn_id: str = default_conn_name):
+        super().__init__()
+        self.openai_conn_id = openai_conn_id
+
+    @staticmethod
+    def settings(conn: Connection) -> dict[str, Any]:
+        if not conn.host:
+            raise ConfigError(f"connection {conn.conn_id!r} has no base URL (host)")
+        base_url = conn.host if "://" in conn.host else f"http://{conn.host}"
+        if conn.port and f":{conn.port}" not in base_url:
+            base_url = base_url.rstrip("/") + f":{conn.port}"
+        return {"base_url": base_url, "api_key": conn.password or None,
+                "timeout": conn.extra_dejson.get("timeout")}
+
+    @classmethod
+    def tagger(cls, conn: Connection, model: str | None = None) -> Tagger:
+        extra = conn.extra_dejson
+        return open_tagger("openai", model=model or extra.get("model"), **cls.settings(conn))
+
+    @classmethod
+    def embedder(cls, conn: Connection, model: str | None = None,
+                 dimension: int | None = None) -> Embedder:
+        extra = conn.extra_dejson
+        return open_embedder(
+            "openai", model=model or extra.get("embedding_model") or extra.get("model"),
+            dimension=dimension or extra.get("dimension"), image_input=extra.get("image_input"),
+            supports_text=extra.get("supports_text"), **cls.settings(conn))
+
+
 def embedder_for(conn_id: str | None = DEFAULT_EMBEDDING_CONN, model: str | None = None,
                  dimension: int | None = None) -> Embedder:
     """The embedder a DashScope or EAS connection names; the offline local model when there is
@@ -95,14 +141,20 @@ def embedder_for(conn_id: str | None = DEFAULT_EMBEDDING_CONN, model: str | None
                              dimension=dimension, **DashScopeHook.settings(conn))
     if conn.conn_type == EasEmbeddingHook.conn_type:
         return EasEmbeddingHook.embedder(conn)
+    if conn.conn_type == OpenAICompatibleHook.conn_type:
+        return OpenAICompatibleHook.embedder(conn, model, dimension)
     raise ConfigError(f"connection {conn_id!r} ({conn.conn_type}) is not an embedding service")
 
 
 def tagger_for(conn_id: str | None = DEFAULT_TAGGING_CONN, model: str | None = None) -> Tagger:
-    """The VLM of a DashScope connection; the offline local pixel tagger when there is none."""
+    """The VLM of a DashScope or OpenAI-compatible connection; the offline local pixel tagger
+    when there is none."""
     conn = optional_connection(conn_id, DEFAULT_TAGGING_CONN)
     if conn is None:
         return open_tagger("local")
+    if conn.conn_type == OpenAICompatibleHook.conn_type:
+        return OpenAICompatibleHook.tagger(conn, model)
     if conn.conn_type != DashScopeHook.conn_type:
-        raise ConfigError(f"connection {conn_id!r} ({conn.conn_type}) is not a DashScope one")
+        raise ConfigError(f"connection {conn_id!r} ({conn.conn_type}) is not a DashScope or "
+                          "OpenAI-compatible one")
     return open_tagger("dashscope", model=model or "qwen-vl-max", **DashScopeHook.settings(conn))

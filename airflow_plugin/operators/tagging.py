@@ -19,9 +19,12 @@ class SmartTagOperator(DatasetVersionOperator):
     """IntelligentTag: tag a version's images with a VLM against a tag definition.
 
     :param prompt: the tag definition's id (``pmt-…``) or name. Templated.
-    :param dashscope_conn_id: DashScope connection; without one (or the default undefined,
+    :param dashscope_conn_id: DashScope or OpenAI-compatible connection; without one (or the
+        default undefined,
         or ``"local"``) the offline local pixel tagger runs.
-    :param model: VLM name (``qwen-vl-max``, ``qwen-vl-plus``, …). Templated.
+    :param model: VLM name (``qwen-vl-max``, ``qwen-vl-plus``, …); by default the
+        connection's (``qwen-vl-max`` on DashScope, the ``model`` extra of an OpenAI-compatible
+        connection). Templated.
     :param mode: ``Increment`` (new, changed, failed) or ``Full``. Templated.
     :param max_concurrency: model calls in flight (PAI suggests at most 5 per GPU).
     :param describe: also store a short description + keywords as the file's Description.
@@ -36,7 +39,7 @@ class SmartTagOperator(DatasetVersionOperator):
                                       "mode", "resume_job_id")
 
     def __init__(self, *, prompt: str, dashscope_conn_id: str | None = DEFAULT_TAGGING_CONN,
-                 model: str = "qwen-vl-max", mode: str = "Increment", max_concurrency: int = 5,
+                 model: str | None = None, mode: str = "Increment", max_concurrency: int = 5,
                  describe: bool = False, oss_conn_id: str | None = OssHook.default_conn_name,
                  resume_job_id: str | None = None,
                  shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):

@@ -14,8 +14,8 @@ def test_provider_info_declares_every_connection_form():
     info = get_provider_info()
     assert info["package-name"] == "mmdm" and info["versions"]
     types = {c["connection-type"]: c for c in info["connection-types"]}
-    assert set(types) == {"mmdm_dashscope", "mmdm_eas", "mmdm_milvus", "mmdm_oss",
-                          "mmdm_metadata"}
+    assert set(types) == {"mmdm_dashscope", "mmdm_eas", "mmdm_openai", "mmdm_milvus",
+                          "mmdm_oss", "mmdm_metadata"}
     for conn in types.values():
         module, _, name = conn["hook-class-name"].rpartition(".")
         hook = getattr(importlib.import_module(module), name)
@@ -52,8 +52,8 @@ def test_airflow_lists_the_provider_and_the_plugin(airflow_db):
 
     manager = ProvidersManager()
     assert "mmdm" in manager.providers
-    assert {"mmdm_dashscope", "mmdm_eas", "mmdm_milvus", "mmdm_oss", "mmdm_metadata"} <= set(
-        manager.hooks)
+    assert {"mmdm_dashscope", "mmdm_eas", "mmdm_openai", "mmdm_milvus", "mmdm_oss",
+            "mmdm_metadata"} <= set(manager.hooks)
     plugins = plugins_manager.get_plugin_info()
     assert any(p["name"] == "mmdm" for p in plugins)
 
@@ -151,3 +151,45 @@ def test_secrets_never_reach_xcom_jobs_or_exports(airflow_db, monkeypatch, tmp_p
     written += [p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert all(secret not in text for text in written)
     assert any("ds_secret" in text for text in written)  # the connection id is recorded
+
+
+def test_an_openai_compatible_connection_tags_and_embeds(airflow_db, monkeypatch, fake_openai,
+                                                         tmp_path):
+    """One ``mmdm_openai`` connection (a vLLM-style server) gives the VLM and the embedder its
+    extras name; a SmartTagOperator on it tags through the real client."""
+    from mmdm.adapters.models import LOCAL_TAG_DEFINITION, OpenAIEmbedder, OpenAITagger
+    from mmdm.adapters.samples import generate_samples
+    from mmdm.airflow_plugin.hooks.metadata import MetadataStoreHook
+    from mmdm.airflow_plugin.hooks.models import embedder_for, tagger_for
+    from mmdm.airflow_plugin.operators.tagging import SmartTagOperator
+
+    _conn(monkeypatch, "vllm", conn_type="mmdm_openai", host=fake_openai.base_url,
+          password=fake_openai.api_key,
+          extra={"model": "qwen2.5-vl-7b", "embedding_model": "gme-2b", "dimension": "64",
+                 "image_input": "objects", "supports_text": "false"})
+    vlm = tagger_for("vllm")
+    assert isinstance(vlm, OpenAITagger) and vlm.model == "qwen2.5-vl-7b"
+    assert tagger_for("vllm", "other-vlm").model == "other-vlm"  # the operator's model wins
+    emb = embedder_for("vllm")
+    assert isinstance(emb, OpenAIEmbedder)
+    assert (emb.model, emb.dimension, emb.image_input, emb.supports_text) == (
+        "gme-2b", 64, "objects", False)
+
+    generate_samples(tmp_path / "images", per_scene=1)
+    store = MetadataStoreHook(None).get_store()
+    ds = store.create_dataset("openai-conn", (tmp_path / "images").as_uri())
+    store.create_version(ds.dataset_id)
+    from mmdm.adapters.scan import build_file_metas
+
+    build_file_metas(store, ds.dataset_id, "v1")
+    if not any(p.name == "pixel-statistics" for p in store.list_prompts()):
+        store.create_prompt("pixel-statistics", LOCAL_TAG_DEFINITION.tags,
+                            guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
+    out = SmartTagOperator(task_id="tag", dataset=ds.dataset_id, prompt="pixel-statistics",
+                           dashscope_conn_id="vllm", mode="Full").execute({})
+    assert out["CompletedFileCount"] == 5
+    chats = fake_openai.requests_to("/v1/chat/completions")
+    assert len(chats) == 5 and {r.body["model"] for r in chats} == {"qwen2.5-vl-7b"}
+    job = store.get_job(out["DatasetJobId"])
+    assert job.job_spec["modelId"] == "qwen2.5-vl-7b"
+    assert fake_openai.api_key not in json.dumps(job.job_spec) + json.dumps(out)
