@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import AdapterError
 from ..metadata import FileMeta, MetadataStore
 from ..models.base import Embedder
+from ..models.usage import usage_of, usage_since
 from ..progress import ProgressCallback
 from ..storage import OssConfig
 from ..vectors.base import VectorRecord, VectorStore, unit_vectors
@@ -107,10 +108,13 @@ def run_index_job(
         if resume_job_id is not None:
             _redo_lost_vectors(store, vector_store, job.job_id, index_set)
         removed = _drop_deleted(store, vector_store, ds.dataset_id, version, index_set)
+        before = usage_of(embedder)
         runner: FileJobRunner[Any] = FileJobRunner(
             store, job, target="index", concurrency=max_concurrency,
             unit_size=embedder.max_batch, progress=progress, shard=shard,
-            claim=f"index:{index_set}")
+            claim=f"index:{index_set}", extra=lambda: {
+                "IndexSetId": index_set, "RemovedVectors": removed,
+                "Usage": usage_since(embedder, before)})
         summary = runner.run(work, commit)
         built = getattr(vector_store, "build_index", lambda: None)()
         if built:
@@ -118,7 +122,6 @@ def run_index_job(
     except BaseException as exc:
         fail_job(store, job.job_id, exc)
         raise
-    summary.extra |= {"IndexSetId": index_set, "RemovedVectors": removed}
     return summary
 
 

@@ -94,8 +94,10 @@ class FileJobRunner(Generic[R]):
         shard: tuple[int, int] | None = None,
         definition: tuple[str, int] | None = None,
         claim: str | None = None,
+        extra: Callable[[], dict[str, Any]] | None = None,
     ):
         self.store = store
+        self.extra = extra  # what the job adds to its result (usage, ...), read at the end
         self.claim = claim or target  # the work jobs sharing a version split (see _units)
         self.definition = definition  # tagging: (prompt_id, revision), see pending_files
         self.job = job
@@ -226,6 +228,8 @@ class FileJobRunner(Generic[R]):
             s.total = s.completed + s.failed
         self.store.update_job_counts(s.job_id, total=s.total, completed=s.completed,
                                      failed=s.failed)
+        if self.extra is not None:
+            s.extra.update(self.extra())
         for key, reason in self.store.job_file_failures(s.job_id, limit=5):
             self.store.append_job_log(s.job_id, f"Failed: {key}: {reason}", level="WARN")
         self.store.append_job_log(s.job_id, f"Job finished: {s.status}, {s.completed} done, "

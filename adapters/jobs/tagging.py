@@ -6,6 +6,7 @@ from typing import Any
 
 from ..metadata import FileMeta, MetadataStore
 from ..models.base import TagDefinition, Tagger, TagResult
+from ..models.usage import usage_of, usage_since
 from ..progress import ProgressCallback
 from ..storage import OssConfig
 from .common import ImageLoader, open_job
@@ -88,17 +89,17 @@ def run_tagging_job(
             rows.append((meta, result.tags, description))
         store.write_ai_tags(job.job_id, definition_row.prompt_id, rows, definition_row.revision)
 
+    before = usage_of(tagger)
     runner: FileJobRunner[Any] = FileJobRunner(
         store, job, target="tag", shard=shard, concurrency=max_concurrency, progress=progress,
         definition=(definition_row.prompt_id, definition_row.revision),
-        claim=f"tag:{definition_row.prompt_id}:{definition_row.revision}")
+        claim=f"tag:{definition_row.prompt_id}:{definition_row.revision}",
+        extra=lambda: {"DroppedTagNames": sum(dropped), "Usage": usage_since(tagger, before)})
     try:
-        summary = runner.run(work, commit)
+        return runner.run(work, commit)
     except BaseException as exc:
         fail_job(store, job.job_id, exc)
         raise
-    summary.extra["DroppedTagNames"] = sum(dropped)
-    return summary
 
 
 def _description(result: TagResult) -> str | None:

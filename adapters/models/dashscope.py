@@ -24,6 +24,7 @@ from dashscope.common.error import DashScopeException
 from ..errors import AdapterError, ConfigError
 from .base import ImageInput, TagDefinition, TagParseError, TagResult, l2_normalise
 from .imagedata import image_reference
+from .usage import Usage, field
 from .service_errors import (
     CONTENT_STATUSES,
     ModelServiceError,
@@ -81,6 +82,7 @@ class _DashScopeClient:
         self.base_url = normalise_base_url(base_url)
         self.workspace = workspace or None
         self.timeout = float(timeout)
+        self.usage = Usage()
 
     def __repr__(self) -> str:  # the key stays out of logs and tracebacks
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -162,6 +164,10 @@ class DashScopeTagger(_DashScopeClient):
             params["temperature"] = self.temperature
         resp = self._call(dashscope.MultiModalConversation.call, "chat", messages=messages,
                           **params)
+        used = getattr(resp, "usage", None) or {}
+        self.usage.add(Calls=1, Images=1, InputTokens=field(used, "input_tokens"),
+                       OutputTokens=field(used, "output_tokens"),
+                       ImageTokens=field(used, "image_tokens"))
         try:
             content = resp.output["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -275,6 +281,9 @@ class DashScopeEmbedder(_DashScopeClient):
             params["auto_truncation"] = True  # ONE-PEACE fails texts over 70 characters otherwise
         resp = self._call(dashscope.MultiModalEmbedding.call, "embedding", input=contents,
                           **params)
+        used = getattr(resp, "usage", None) or {}
+        self.usage.add(Calls=1, Images=sum(1 for item in contents if "image" in item),
+                       InputTokens=field(used, "input_tokens"))
         output = resp.output if isinstance(resp.output, dict) else {}
         if self.spec.fused:
             return [self._vector(output.get("embedding"))]

@@ -18,6 +18,7 @@ import requests
 from ..errors import AdapterError, ConfigError
 from .base import ImageInput, l2_normalise
 from .imagedata import image_reference
+from .usage import Usage
 from .service_errors import ModelServiceError, retry_after_seconds, shorten, transport_error
 
 GME_DIMENSIONS = {"gme-Qwen2-VL-2B-Instruct": 1536, "gme-Qwen2-VL-7B-Instruct": 3584}
@@ -49,6 +50,7 @@ class EasGmeEmbedder:
         self.timeout = float(timeout)
         self.max_batch = int(max_batch)
         self._session = requests.Session()
+        self.usage = Usage()  # EAS reports no tokens: calls and images
 
     def __repr__(self) -> str:  # the token stays out of logs and tracebacks
         return f"EasGmeEmbedder(model={self.model!r}, endpoint={self.endpoint!r})"
@@ -114,6 +116,7 @@ class EasGmeEmbedder:
         if status not in (200, 204):
             raise ModelServiceError(f"{service} failed: HTTP {status}: {detail}", status=status,
                                     retry_after=retry_after_seconds(resp.headers))
+        self.usage.add(Calls=1, Images=sum(1 for item in contents if "image" in item))
         output = answer.get("output") if isinstance(answer.get("output"), dict) else {}
         by_index = {item.get("index"): item.get("embedding")
                     for item in output.get("embeddings") or [] if isinstance(item, dict)}

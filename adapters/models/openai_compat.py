@@ -27,6 +27,7 @@ from .imagedata import image_reference
 from .service_errors import (CONTENT_STATUSES, ModelServiceError, retry_after_seconds,
                              shorten)
 from .tagging_prompt import build_tag_prompt, parse_tag_answer, repair_text
+from .usage import Usage, field
 
 IMAGE_INPUTS = ("messages", "objects", "data-uri")
 DEFAULT_TIMEOUT_S = 120.0
@@ -45,6 +46,12 @@ class _OpenAIClient:
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "none",
                                      timeout=timeout, max_retries=0)
         self._openai = openai
+        self.usage = Usage()
+
+    def _count(self, resp: Any, images: int) -> None:
+        used = getattr(resp, "usage", None)
+        self.usage.add(Calls=1, Images=images, InputTokens=field(used, "prompt_tokens"),
+                       OutputTokens=field(used, "completion_tokens"))
 
     def __repr__(self) -> str:  # the key stays out of logs and tracebacks
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
@@ -119,6 +126,7 @@ class OpenAITagger(_OpenAIClient):
             params["max_tokens"] = self.max_tokens
         resp = self._call("chat", self._client.chat.completions.create, model=self.model,
                           messages=messages, **params)
+        self._count(resp, images=1)
         try:
             content = resp.choices[0].message.content
         except (AttributeError, IndexError, TypeError):
@@ -176,6 +184,7 @@ class OpenAIEmbedder(_OpenAIClient):
             raise AdapterError("cannot embed an empty text", is_input_error=True)
         resp = self._call("embedding", self._client.embeddings.create, model=self.model,
                           input=list(texts), encoding_format="float")
+        self._count(resp, images=0)
         return self._vectors(resp, len(texts))
 
     def _embed_batch(self, batch: list[tuple[int, str]],
@@ -207,6 +216,7 @@ class OpenAIEmbedder(_OpenAIClient):
         # ``embeddings.create`` types ``input`` as text; the same client posts the other forms.
         resp = self._call("embedding", self._client.post, path="/embeddings", body=body,
                           cast_to=self._openai.types.CreateEmbeddingResponse)
+        self._count(resp, images=len(uris))
         return self._vectors(resp, len(uris))
 
     def _vectors(self, resp: Any, count: int) -> list[np.ndarray]:

@@ -153,6 +153,11 @@ def test_tagging_and_indexing_jobs_run_on_an_openai_compatible_server(fake_opena
     tagged = run_tagging_job(store, ds.dataset_id, "v1", tagger=tagger(fake_openai),
                              prompt="animals", mode="Full")
     assert (tagged.status, tagged.completed) == ("Succeeded", 10)
+    usage = store.get_job(tagged.job_id).result["Usage"]  # in the job record, as reported
+    chats = fake_openai.requests_to("/v1/chat/completions")
+    assert usage["Calls"] == usage["Images"] == len(chats) == 10
+    assert usage["InputTokens"] > 0 and usage["OutputTokens"] > 0
+    assert store.get_job(tagged.job_id).result["DroppedTagNames"] == 0
     metas = list(store.iter_file_metas(ds.dataset_id, "v1"))
     for meta in metas:
         data = (tmp_path / "images" / meta.file_dir / meta.file_name).read_bytes()
@@ -162,6 +167,8 @@ def test_tagging_and_indexing_jobs_run_on_an_openai_compatible_server(fake_opena
     vectors = NumpyVectorStore(emb.dimension)
     indexed = run_index_job(store, ds.dataset_id, "v1", embedder=emb, vector_store=vectors)
     assert (indexed.status, indexed.completed) == ("Succeeded", 10)
+    assert store.get_job(indexed.job_id).result["Usage"] == {"Calls": 10, "Images": 10,
+                                                             "InputTokens": 10}
     search = SearchService(store, vector_store=vectors, embedder=emb)
     probe = metas[3]
     page = search.search(ds.dataset_id, "v1", parse(f"QueryImage='{probe.uri}' AND TopK=3"))
