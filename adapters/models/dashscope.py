@@ -25,6 +25,7 @@ from ..errors import AdapterError, ConfigError
 from .base import ImageInput, TagDefinition, TagParseError, TagResult, l2_normalise
 from .imagedata import image_reference
 from .usage import Usage, field
+from .image_prep import limits_for, prepared
 from .service_errors import (
     CONTENT_STATUSES,
     ModelServiceError,
@@ -127,6 +128,7 @@ class DashScopeTagger(_DashScopeClient):
         super().__init__(api_key=api_key, base_url=base_url, workspace=workspace,
                          timeout=timeout)
         self.temperature = temperature
+        self.image_limits = limits_for("dashscope", model)
 
     def tag(self, image: ImageInput, definition: TagDefinition, *, describe: bool = False
             ) -> TagResult:
@@ -139,7 +141,7 @@ class DashScopeTagger(_DashScopeClient):
         prompt = build_tag_prompt(definition, describe=describe)
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": [{"text": prompt.system}]},
-            {"role": "user", "content": [{"image": image_reference(image)},
+            {"role": "user", "content": [{"image": image_reference(prepared(self, image))},
                                          {"text": prompt.user}]},
         ]
         first = self._ask(messages)
@@ -220,6 +222,7 @@ class DashScopeEmbedder(_DashScopeClient):
         super().__init__(api_key=api_key, base_url=base_url, workspace=workspace,
                          timeout=timeout)
         self.spec = spec
+        self.image_limits = limits_for("dashscope", model)
         self.dimension = int(dimension) if dimension is not None else spec.dimensions[0]
         self.max_batch = spec.max_images
 
@@ -237,7 +240,7 @@ class DashScopeEmbedder(_DashScopeClient):
         pending: list[tuple[int, dict[str, str]]] = []
         for i, image in enumerate(images):
             try:
-                pending.append((i, {"image": image_reference(image)}))
+                pending.append((i, {"image": image_reference(prepared(self, image))}))
             except AdapterError as exc:
                 results[i] = exc
         for start in range(0, len(pending), self.max_batch):

@@ -19,6 +19,7 @@ from ..errors import AdapterError, ConfigError
 from .base import ImageInput, l2_normalise
 from .imagedata import image_reference
 from .usage import Usage
+from .image_prep import limits_for, prepared
 from .service_errors import ModelServiceError, retry_after_seconds, shorten, transport_error
 
 GME_DIMENSIONS = {"gme-Qwen2-VL-2B-Instruct": 1536, "gme-Qwen2-VL-7B-Instruct": 3584}
@@ -51,6 +52,7 @@ class EasGmeEmbedder:
         self.max_batch = int(max_batch)
         self._session = requests.Session()
         self.usage = Usage()  # EAS reports no tokens: calls and images
+        self.image_limits = limits_for("eas", model)
 
     def __repr__(self) -> str:  # the token stays out of logs and tracebacks
         return f"EasGmeEmbedder(model={self.model!r}, endpoint={self.endpoint!r})"
@@ -69,7 +71,8 @@ class EasGmeEmbedder:
         for i, image in enumerate(images):
             try:
                 # Inline bytes are the documented form; a URL only when there are no bytes.
-                pending.append((i, {"image": image_reference(image, prefer_url=False)}))
+                ready = prepared(self, image, prefer_url=False)
+                pending.append((i, {"image": image_reference(ready, prefer_url=False)}))
             except AdapterError as exc:
                 results[i] = exc
         for start in range(0, len(pending), self.max_batch):

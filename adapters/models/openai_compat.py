@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import AdapterError, ConfigError, NotSupportedError
 from .base import ImageInput, TagDefinition, TagParseError, TagResult, l2_normalise
+from .image_prep import limits_for, prepared
 from .imagedata import image_reference
 from .service_errors import (CONTENT_STATUSES, ModelServiceError, retry_after_seconds,
                              shorten)
@@ -86,6 +87,7 @@ class OpenAITagger(_OpenAIClient):
         self.model = model
         super().__init__(base_url=base_url, api_key=api_key, timeout=timeout)
         self.temperature, self.max_tokens = temperature, max_tokens
+        self.image_limits = limits_for("openai", model)
 
     def tag(self, image: ImageInput, definition: TagDefinition, *, describe: bool = False
             ) -> TagResult:
@@ -99,7 +101,7 @@ class OpenAITagger(_OpenAIClient):
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": prompt.system},
             {"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": image_reference(image)}},
+                {"type": "image_url", "image_url": {"url": image_reference(prepared(self, image))}},
                 {"type": "text", "text": prompt.user}]},
         ]
         first = self._ask(messages)
@@ -153,6 +155,7 @@ class OpenAIEmbedder(_OpenAIClient):
         super().__init__(base_url=base_url, api_key=api_key, timeout=timeout)
         self.dimension = int(dimension)
         self.image_input = image_input
+        self.image_limits = limits_for("openai", model)
         self.supports_text = bool(supports_text)
         # A chat-form request embeds one conversation: one image per request.
         self.max_batch = 1 if image_input == "messages" else max(1, int(max_batch))
@@ -168,7 +171,8 @@ class OpenAIEmbedder(_OpenAIClient):
         pending: list[tuple[int, str]] = []
         for i, image in enumerate(images):
             try:
-                pending.append((i, image_reference(image, prefer_url=False)))
+                ready = prepared(self, image, prefer_url=False)
+                pending.append((i, image_reference(ready, prefer_url=False)))
             except AdapterError as exc:
                 results[i] = exc
         for start in range(0, len(pending), self.max_batch):

@@ -14,7 +14,8 @@ from mmdm.adapters.errors import AdapterError, ConfigError, NotSupportedError
 from mmdm.adapters.jobs import run_index_job, run_tagging_job
 from mmdm.adapters.metadata import open_store
 from mmdm.adapters.models import open_embedder, open_tagger
-from mmdm.adapters.models.base import TagDefinition, l2_normalise
+from mmdm.adapters.models.base import ImageInput, TagDefinition, l2_normalise
+from mmdm.adapters.models.image_prep import limits_for, prepare_image
 from mmdm.adapters.models.service_errors import ModelServiceError
 from mmdm.adapters.samples import generate_samples
 from mmdm.adapters.scan import build_file_metas
@@ -153,22 +154,28 @@ def test_tagging_and_indexing_jobs_run_on_an_openai_compatible_server(fake_opena
     tagged = run_tagging_job(store, ds.dataset_id, "v1", tagger=tagger(fake_openai),
                              prompt="animals", mode="Full")
     assert (tagged.status, tagged.completed) == ("Succeeded", 10)
+    metas = list(store.iter_file_metas(ds.dataset_id, "v1"))
+    limits = limits_for("openai", "qwen2.5-vl-7b")
+    converted = 0
+    for meta in metas:  # the server saw each image as the service takes it (GIF, BMP, TIFF
+        data = (tmp_path / "images" / meta.file_dir / meta.file_name).read_bytes()  # as JPEG)
+        sent, change = prepare_image(ImageInput(meta.uri, data, meta.content_type), limits)
+        converted += change is not None
+        assert meta.tags_ai == chosen_tags(sent.data, list(DEFINITION.tags))
+    assert converted >= 3
     usage = store.get_job(tagged.job_id).result["Usage"]  # in the job record, as reported
     chats = fake_openai.requests_to("/v1/chat/completions")
     assert usage["Calls"] == usage["Images"] == len(chats) == 10
     assert usage["InputTokens"] > 0 and usage["OutputTokens"] > 0
+    assert usage["PreparedImages"] == converted
     assert store.get_job(tagged.job_id).result["DroppedTagNames"] == 0
-    metas = list(store.iter_file_metas(ds.dataset_id, "v1"))
-    for meta in metas:
-        data = (tmp_path / "images" / meta.file_dir / meta.file_name).read_bytes()
-        assert meta.tags_ai == chosen_tags(data, list(DEFINITION.tags))
 
     emb = embedder(fake_openai, image_input="messages")
     vectors = NumpyVectorStore(emb.dimension)
     indexed = run_index_job(store, ds.dataset_id, "v1", embedder=emb, vector_store=vectors)
     assert (indexed.status, indexed.completed) == ("Succeeded", 10)
-    assert store.get_job(indexed.job_id).result["Usage"] == {"Calls": 10, "Images": 10,
-                                                             "InputTokens": 10}
+    assert store.get_job(indexed.job_id).result["Usage"] == {
+        "Calls": 10, "Images": 10, "InputTokens": 10, "PreparedImages": converted}
     search = SearchService(store, vector_store=vectors, embedder=emb)
     probe = metas[3]
     page = search.search(ds.dataset_id, "v1", parse(f"QueryImage='{probe.uri}' AND TopK=3"))
