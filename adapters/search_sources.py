@@ -16,7 +16,7 @@ from .errors import AdapterError, NotSupportedError
 from .jobs.common import ImageLoader
 from .metadata import MetadataStore
 from .storage.roots import within_any
-from .models.base import Embedder, ImageInput
+from .models.base import Embedder, ImageInput, l2_normalise
 from .vectors.base import NativeFilter, VectorStore
 
 
@@ -155,10 +155,20 @@ def embed_image(embedder: Embedder, image: ImageInput) -> np.ndarray:
 
 def query_vector(embedder: Embedder, semantic: Semantic | None, upload: bytes | None,
                  image_for_uri: Callable[[str], ImageInput]) -> np.ndarray:
-    """The query vector of a text, an image URI or uploaded image bytes."""
+    """The query vector of a text, an image (a URI or uploaded bytes), or both.
+
+    Text and image together are fused, never one dropped: the mean of their unit vectors,
+    normalised again (the multimodal embedding models here put both in one space, and
+    ONE-PEACE's own fusion is such a weighted average)."""
+    vectors = []
+    if semantic is not None and semantic.text is not None:
+        vectors.append(embed_text(embedder, semantic.text))
     if upload is not None:
-        return embed_image(embedder, ImageInput("upload", upload, "application/octet-stream"))
-    assert semantic is not None, "query_mode let a vector query through without input"
-    if semantic.text is not None:
-        return embed_text(embedder, semantic.text)
-    return embed_image(embedder, image_for_uri(str(semantic.image)))
+        vectors.append(embed_image(embedder, ImageInput("upload", upload,
+                                                        "application/octet-stream")))
+    elif semantic is not None and semantic.image is not None:
+        vectors.append(embed_image(embedder, image_for_uri(str(semantic.image))))
+    assert vectors, "query_mode let a vector query through without input"
+    if len(vectors) == 1:
+        return vectors[0]
+    return l2_normalise(np.mean([l2_normalise(v) for v in vectors], axis=0))

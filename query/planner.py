@@ -144,26 +144,30 @@ def query_mode(query: Query, *, image_upload: bool = False) -> tuple[str, str]:
 
     Raises:
         DslSemanticError: ``missing-semantic`` (VECTOR without a query text or image) or
-            ``conflicting-semantic`` (a text and an image, or two images).
+            ``conflicting-semantic`` (two images: a QueryImage and an upload). A text and an
+            image together are one fused query (see ``search_sources.query_vector``).
     """
     query_type = str(query.option("QueryType", "MIX"))
     semantic = query.semantic
-    inputs = [image_upload]
-    if semantic is not None:
-        inputs += [semantic.text is not None, semantic.image is not None]
+    text = semantic is not None and semantic.text is not None
+    images = [x for x in (image_upload, semantic is not None and semantic.image is not None)
+              if x]
+    inputs = [text, *images]
     inputs = [x for x in inputs if x]
     if query_type == "TAG":
         why = "QueryType=TAG" + (": the semantic part is ignored" if inputs else "")
         return "TAG", why
-    if len(inputs) > 1:
-        raise DslSemanticError("conflicting-semantic", "give one query input: Content (or "
-                               "QueryText), QueryImage, or an uploaded image")
+    if len(images) > 1:
+        raise DslSemanticError("conflicting-semantic", "give one query image: QueryImage or "
+                               "an uploaded image, not both")
     if not inputs:
         if query_type == "VECTOR":
             raise DslSemanticError("missing-semantic", "QueryType=VECTOR needs Content (or "
                                    "QueryText) or QueryImage")
         return "TAG", "MIX without a semantic part is a TAG listing"
-    return "VECTOR", f"QueryType={query_type}: the filter's matches ranked by similarity"
+    fused = " to the text and the image together" if text and images else ""
+    return "VECTOR", (f"QueryType={query_type}: the filter's matches ranked by similarity"
+                      f"{fused}")
 
 
 def rank_all(hits: list[Hit]) -> list[Hit]:

@@ -182,3 +182,40 @@ def test_tagging_and_indexing_jobs_run_on_an_openai_compatible_server(fake_opena
     assert page.items[0][0].file_meta_id == probe.file_meta_id
     assert page.items[0][1] == pytest.approx(1.0, abs=1e-5)
     store.close()
+
+
+def test_text_and_image_together_are_fused_never_dropped(fake_openai, tmp_path):
+    """Content and QueryImage in one query: both are embedded, and the search ranks by the
+    mean of their unit vectors (what neither alone ranks by)."""
+    generate_samples(tmp_path / "images", per_scene=2)
+    store = open_store(f"sqlite:///{tmp_path / 'metadata.db'}")
+    ds = store.create_dataset("fused", (tmp_path / "images").as_uri())
+    store.create_version(ds.dataset_id)
+    build_file_metas(store, ds.dataset_id, "v1")
+    emb = embedder(fake_openai, image_input="objects")
+    vectors = NumpyVectorStore(emb.dimension)
+    run_index_job(store, ds.dataset_id, "v1", embedder=emb, vector_store=vectors)
+    search = SearchService(store, vector_store=vectors, embedder=emb)
+    metas = {m.file_meta_id: m for m in store.iter_file_metas(ds.dataset_id, "v1")}
+    probe = next(iter(metas.values()))
+
+    def sent(meta):  # the bytes the server embedded for a file (prepared for the provider)
+        data = (tmp_path / "images" / meta.file_dir / meta.file_name).read_bytes()
+        return prepare_image(ImageInput(meta.uri, data, meta.content_type),
+                             emb.image_limits)[0].data
+
+    unit = {i: l2_normalise(fake_vector(sent(m), 64)) for i, m in metas.items()}
+    query = l2_normalise(l2_normalise(fake_vector("a red bus", 64)) + unit[probe.file_meta_id])
+    expected = sorted(unit, key=lambda i: -float(unit[i] @ query))[:5]
+    before = len(fake_openai.requests_to("/v1/embeddings"))
+    page = search.search(ds.dataset_id, "v1", parse(
+        f"Content:'a red bus' AND QueryImage='{probe.uri}' AND TopK=5"))
+    assert [m.file_meta_id for m, _ in page.items] == expected
+    for meta, score in page.items:
+        assert score == pytest.approx(float(unit[meta.file_meta_id] @ query), abs=1e-5)
+    bodies = [r.body for r in fake_openai.requests_to("/v1/embeddings")[before:]]
+    assert [b["input"] == ["a red bus"] for b in bodies].count(True) == 1  # the text
+    assert sum(isinstance(b["input"][0], dict) for b in bodies) == 1  # and the image
+    text_only = search.search(ds.dataset_id, "v1", parse("Content:'a red bus' AND TopK=5"))
+    assert [m.file_meta_id for m, _ in text_only.items] != expected
+    store.close()

@@ -172,6 +172,8 @@ def test_iter_ranked_has_no_top_k_cap() -> None:
     ("Content:'car' AND QueryType='TAG'", False, "TAG"),
     ("QueryType='MIX'", True, "VECTOR"),
     ("QueryImage='oss://b/a.jpg' AND QueryType='TAG'", False, "TAG"),
+    ("Content:'a' AND QueryImage='oss://b/a.jpg'", False, "VECTOR"),  # fused
+    ("Content:'a'", True, "VECTOR"),  # fused with the upload
 ])
 def test_query_mode(text: str, upload: bool, mode: str) -> None:
     assert planner.query_mode(parse(text), image_upload=upload)[0] == mode
@@ -179,8 +181,8 @@ def test_query_mode(text: str, upload: bool, mode: str) -> None:
 
 @pytest.mark.parametrize(("text", "upload", "code"), [
     ("QueryType='VECTOR' AND FileName:'a'", False, "missing-semantic"),
-    ("Content:'a' AND QueryImage='oss://b/a.jpg'", False, "conflicting-semantic"),
-    ("Content:'a'", True, "conflicting-semantic"),
+    ("QueryImage='oss://b/a.jpg'", True, "conflicting-semantic"),
+    ("Content:'a' AND QueryImage='oss://b/a.jpg'", True, "conflicting-semantic"),
 ])
 def test_query_mode_errors(text: str, upload: bool, code: str) -> None:
     with pytest.raises(DslSemanticError) as info:
