@@ -143,3 +143,37 @@ def test_the_whole_workflow_from_the_command_line(mmdm):
     mmdm("datasets", "delete", "subset")
     assert [d["Name"] for d in mmdm.json("datasets", "list")] == ["photos"]
     assert [v["VersionName"] for v in mmdm.json("versions", "list", "photos")] == ["v1"]
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_table(mmdm):
+    """On a terminal a job draws rich's bar (done/total, rate, time left) and lists print as
+    tables; the same commands piped print plain lines (the test above)."""
+    import os
+    import pty
+
+    mmdm("datasets", "create", "--name", "tty", "--uri",
+         str(mmdm.workspace.parent / "photos"))
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mmdm.airflow_plugin.cli", "--workspace",
+                             str(mmdm.workspace), "build", "tty"],
+                            stdin=secondary, stdout=secondary, stderr=secondary,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 3  # the corrupt file: PartialFailed
+    os.close(primary)
+    import re
+
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", b"".join(chunks).decode(errors="replace"))
+    # A scan streams its listing, so its total is open ("11/?"); the rate shows as it goes.
+    assert re.search(r"FileMetaBuild ━+ 11/", screen) and "files/s" in screen
+    assert "━" in screen  # the bar itself
+    assert "… FileMetaBuild:" not in screen  # not the piped form
