@@ -10,6 +10,7 @@ condition and adds nothing to the score. ``SortBy`` reorders the ranked list by 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -50,6 +51,10 @@ from .vectors.base import VectorStore
 IndexOpener = Callable[[IndexSet], tuple[Embedder, VectorStore]]
 DEFAULT_TOP_K = 10  # PAI's TopK default
 DEFAULT_MAX_RESULTS = 10  # PAI's MaxResults default
+# On PostgreSQL a TAG listing counts its matches exactly up to this many; past it TotalCount is
+# the planner's estimate (never below what was counted), flagged, unless an exact count is
+# asked for: counting a broad filter over millions of rows costs seconds on every search.
+EXACT_COUNT_UP_TO = 10_000
 # Walking the key order tests about a row a microsecond (PostgreSQL and SQLite, bench/dsl.py).
 WALK_MS_PER_ROW = 0.001
 # Listings count at most this many matches before choosing how to page (exports: no TotalCount).
@@ -62,6 +67,7 @@ class SearchPage:
 
     ``total_count`` is every match for TAG listings (counted on the first page and carried in
     NextToken, so paging does not recount), and the ranked list's length for vector queries.
+    ``total_is_estimate``: the count passed ``EXACT_COUNT_UP_TO`` and is the planner's figure.
     """
 
     items: list[tuple[FileMeta, float | None]]
@@ -69,6 +75,7 @@ class SearchPage:
     next_token: str | None
     max_results: int
     plan: str
+    total_is_estimate: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,26 +162,28 @@ class SearchService:
 
     # -- public API -------------------------------------------------------------------------
     def search(self, dataset_id: str, version: str, query: Query, *,
-               query_image: bytes | None = None,
-               index_set_id: str | None = None) -> SearchPage:
-        """One page of results (PAI's ListDatasetFileMetas).
+               query_image: bytes | None = None, index_set_id: str | None = None,
+               exact_count: bool = False) -> SearchPage:
+        """One page of results (PAI's ListDatasetFileMetas). ``exact_count``: count every
+        match of a TAG listing, however many (see ``EXACT_COUNT_UP_TO``).
 
         Raises:
             QueryError: ``bad-next-token``, ``missing-semantic``, ``no-text-embedding``, ...
             AdapterError: no index set, or a backend failure.
         """
         with database_errors():
-            return self._search(dataset_id, version, query, query_image, index_set_id)
+            return self._search(dataset_id, version, query, query_image, index_set_id,
+                                exact_count)
 
     def _search(self, dataset_id: str, version: str, query: Query, query_image: bytes | None,
-                index_set_id: str | None) -> SearchPage:
+                index_set_id: str | None, exact_count: bool = False) -> SearchPage:
         dataset_id = self.store.get_dataset(dataset_id).dataset_id
         self.store.get_version(dataset_id, version)
         mode, why = planner.query_mode(query, image_upload=query_image is not None)
         max_results = int(query.option("MaxResults", DEFAULT_MAX_RESULTS))
         plan = planner.Plan(mode, why)
         if mode == "TAG":
-            return self._tag_page(dataset_id, version, query, max_results, plan)
+            return self._tag_page(dataset_id, version, query, max_results, plan, exact_count)
         index = _Index(query_image, index_set_id)
         return self._vector_page(dataset_id, version, query, index, max_results, plan)
 
@@ -278,21 +287,26 @@ class SearchService:
 
     # -- TAG --------------------------------------------------------------------------------
     def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
-                  plan: planner.Plan) -> SearchPage:
+                  plan: planner.Plan, exact_count: bool = False) -> SearchPage:
         fp = fingerprint(query, dataset_id, version)
-        after, total, sort = _tag_cursor(query, fp, self.token_key)
+        after, total, sort, estimated = _tag_cursor(query, fp, self.token_key)
         if total is None:  # counted once, on the first page; later pages carry it in the token
-            total, count_ms = self._timed_count(dataset_id, version, query)
+            total, estimated, count_ms = self._total(dataset_id, version, query, exact_count)
             sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
         rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after,
                          sort_matches=sort)
         page, more = rows[:max_results], len(rows) > max_results
-        cursor = {"k": _keyset(query, page[-1]), "n": total, "s": sort} if more else None
+        cursor = ({"k": _keyset(query, page[-1]), "n": total, "s": sort, "e": estimated}
+                  if more else None)
         token = encode_token("tag", cursor, fp, self.token_key) if cursor else None
         metas = self.store.get_file_metas_by_pk([r[0] for r in page])
         plan.strategy = f"SQL keyset page{_order_text(query)}, {_shape_text(sort)}"
         plan.filter_count, plan.results = total, len(metas)
-        return SearchPage([(m, None) for m in metas], total, token, max_results, plan.explain())
+        if estimated:
+            plan.notes.append(f"TotalCount: the planner's estimate (over {EXACT_COUNT_UP_TO} "
+                              "matches counted); ask for an exact count to count them all")
+        return SearchPage([(m, None) for m in metas], total, token, max_results, plan.explain(),
+                          estimated)
 
     def _iter_tag(self, dataset_id: str, version: str, query: Query, page_size: int,
                   columns: Sequence[str | exp.Expression]) -> Iterator[tuple[tuple, None]]:
@@ -315,6 +329,22 @@ class SearchService:
             after = _keyset(query, rows[-1])
             later = later or compiled(after)
             statement = with_cursor(later, after)
+
+    def _total(self, dataset_id: str, version: str, query: Query,
+               exact: bool) -> tuple[int, bool, float]:
+        """``(TotalCount, is an estimate, ms spent counting)``: exact up to
+        ``EXACT_COUNT_UP_TO`` (or always, when asked, and on SQLite, whose planner has no row
+        estimates); past it the planner's estimate, never below the rows counted."""
+        if exact or self.store.dialect != "postgres":
+            total, ms = self._timed_count(dataset_id, version, query)
+            return total, False, ms
+        counted, ms = self._timed_count(dataset_id, version, query, limit=EXACT_COUNT_UP_TO + 1)
+        if counted <= EXACT_COUNT_UP_TO:
+            return counted, False, ms
+        compiled = compile_sql(query, self.store.dialect, dataset_id, version)
+        [[plan]] = self.store.fetchall("EXPLAIN (FORMAT JSON) " + compiled.sql, compiled.params)
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return max(int(plan[0]["Plan"]["Plan Rows"]), counted), True, ms
 
     def _timed_count(self, dataset_id: str, version: str, query: Query,
                      limit: int | None = None) -> tuple[int, float]:
@@ -447,22 +477,23 @@ def _keyset(query: Query, row: tuple) -> Any:
     return int(row[0]) if sort_column(query) is None else [int(row[-1]), int(row[0])]
 
 
-def _tag_cursor(query: Query, fp: str, key: bytes) -> tuple[Any, int | None, bool]:
-    """``(keyset, total, sort_matches)`` from the query's NextToken; ``(None, None, False)``
-    on the first page."""
+def _tag_cursor(query: Query, fp: str, key: bytes) -> tuple[Any, int | None, bool, bool]:
+    """``(keyset, total, sort_matches, total_is_estimate)`` from the query's NextToken;
+    ``(None, None, False, False)`` on the first page."""
     token = query.option("NextToken")
     if token is None:
-        return None, None, False
+        return None, None, False, False
     cursor = decode_token(str(token), "tag", fp, key)
     if not isinstance(cursor, dict):
         cursor = {}
     key, total, sort = cursor.get("k"), cursor.get("n"), cursor.get("s", False)
+    estimated = cursor.get("e", False)
     sorted_ = sort_column(query) is not None
-    if _is_int(total) and total >= 0 and isinstance(sort, bool):
+    if _is_int(total) and total >= 0 and isinstance(sort, bool) and isinstance(estimated, bool):
         if not sorted_ and _is_int(key):
-            return key, total, sort
+            return key, total, sort, estimated
         if sorted_ and isinstance(key, list) and len(key) == 2 and all(map(_is_int, key)):
-            return tuple(key), total, sort
+            return tuple(key), total, sort, estimated
     raise DslSemanticError("bad-next-token", "NextToken is not valid: its cursor does not fit "
                            "this query; start again without NextToken")
 

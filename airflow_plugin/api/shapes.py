@@ -49,4 +49,6 @@ def list_response(page: SearchPage, dataset_id: str, version: str,
     }
     if page.next_token:  # absent on the last page, as in PAI
         body["NextToken"] = page.next_token
+    if page.total_is_estimate:  # beside PAI's TotalCount, which clients read as a number
+        body["TotalCountIsEstimate"] = True
     return body

@@ -54,10 +54,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         emit(rows, args.output, COLUMNS)
         note(f"{len(rows)} matches")
         return 0
-    page = search.search(ds.dataset_id, version, query, query_image=image)
+    page = search.search(ds.dataset_id, version, query, query_image=image,
+                         exact_count=args.exact_count)
     emit([_row(m, s, full) for m, s in page.items], args.output, COLUMNS)
     more = f"; next page: --next-token {page.next_token}" if page.next_token else ""
-    note(f"{page.total_count} matches{more}")
+    about = "about " if page.total_is_estimate else ""
+    note(f"{about}{page.total_count} matches{more}")
     if args.explain:
         note(page.plan)
     return 0

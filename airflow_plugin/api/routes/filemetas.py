@@ -65,6 +65,8 @@ LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("ThumbnailMode", "string", "ThumbnailUrl's mode, e.g. w_200 or m_fill,w_100,h_100"),
     ("IndexSetId", "string", "the index set a vector query searches (default: the version's "
                              "newest; see .../versions/{VersionName}/indexsets)"),
+    ("ExactTotalCount", "boolean", "count every match (default: past 10,000 matches "
+                                   "TotalCount is an estimate, TotalCountIsEstimate true)"),
 )
 _OPENAPI = {"parameters": [
     {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
@@ -91,11 +93,14 @@ def _search(ctx: ApiContext, request: Request, dataset_id: str, params: dict[str
     index_set = params.pop("IndexSetId", None)  # mmdm's, not a filter: parse_params refuses it
     if index_set is not None and not isinstance(index_set, str):
         raise bad_parameter("IndexSetId", "give one IndexSetId")
+    exact = str(params.pop("ExactTotalCount", "false")).lower()  # mmdm's too
+    if exact not in ("true", "false"):
+        raise bad_parameter("ExactTotalCount", "ExactTotalCount is true or false")
     query = parse_params(params)
     mode = query.option("ThumbnailMode")
     parse_mode(None if mode is None else str(mode))  # a bad mode is a 400 now, not per image
     page = ctx.search().search(ds.dataset_id, version, query, query_image=upload,
-                               index_set_id=index_set or None)
+                               index_set_id=index_set or None, exact_count=exact == "true")
     urls = FileUrls(deps.base_url(request), ds.dataset_id, None if mode is None else str(mode))
     return list_response(page, ds.dataset_id, version, urls)
 

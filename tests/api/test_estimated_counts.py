@@ -1,0 +1,54 @@
+"""TotalCount that does not scan: on PostgreSQL a TAG listing counts exactly up to a bound and
+past it answers the planner's estimate, flagged beside PAI's TotalCount; an exact count on
+request; NextToken pages keep the first page's figure and flag. The bound is lowered here so
+the 15-file version crosses it (bench/dsl.py measures the real one at scale)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmdm.adapters import search as search_module
+from mmdm.adapters.search import SearchService
+from mmdm.query import parse
+
+
+@pytest.fixture
+def low_bound(monkeypatch):
+    monkeypatch.setattr(search_module, "EXACT_COUNT_UP_TO", 5)
+
+
+def test_past_the_bound_the_count_is_an_estimate_and_says_so(client, metas_url, low_bound):
+    first = client.get(metas_url, params={"MaxResults": 4}).json()
+    assert first["TotalCountIsEstimate"] is True and first["TotalCount"] >= 6  # counted 6
+    second = client.get(metas_url, params={"MaxResults": 4,
+                                           "NextToken": first["NextToken"]}).json()
+    assert second["TotalCountIsEstimate"] is True  # the token carries figure and flag
+    assert second["TotalCount"] == first["TotalCount"]
+    exact = client.get(metas_url, params={"ExactTotalCount": "true"}).json()
+    assert exact["TotalCount"] == 15 and "TotalCountIsEstimate" not in exact
+    narrow = client.get(metas_url, params={"QueryFileDir": "red"}).json()
+    assert narrow["TotalCount"] == 3 and "TotalCountIsEstimate" not in narrow  # under the bound
+    bad = client.get(metas_url, params={"ExactTotalCount": "maybe"})
+    assert bad.status_code == 400 and bad.json()["Code"] == "InvalidParameter.ExactTotalCount"
+
+
+def test_the_plan_says_the_total_is_an_estimate(built, low_bound):
+    search = SearchService(built.store)
+    page = search.search(built.dataset_id, "v1", parse("MaxResults=3"))
+    assert page.total_is_estimate and "planner's estimate" in page.plan
+    assert not search.search(built.dataset_id, "v1", parse("MaxResults=3"),
+                             exact_count=True).total_is_estimate
+
+
+def test_sqlite_counts_exactly(tmp_path, low_bound):
+    """SQLite's planner has no row estimates: it always counts."""
+    from mmdm.adapters.metadata import FileMeta, open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/m.db")
+    ds = store.create_dataset("counts", "file:///data")
+    store.create_version(ds.dataset_id)
+    store.upsert_file_metas([FileMeta(file_meta_id=f"m{i}", dataset_id=ds.dataset_id,
+                                      dataset_version="v1", uri=f"file:///data/f{i}.png",
+                                      file_name=f"f{i}.png", file_dir="") for i in range(9)])
+    page = SearchService(store).search(ds.dataset_id, "v1", parse("MaxResults=2"))
+    assert (page.total_count, page.total_is_estimate) == (9, False)
