@@ -278,3 +278,21 @@ def test_postgres_store_plans_every_statement_for_its_own_values(pg_dsn):
         assert store.fetchone("SHOW plan_cache_mode") == ("force_custom_plan",)
     finally:
         store.close()
+
+
+def test_a_new_postgresql_database_gets_pg_trgm_on_first_connection(pg_admin_dsn):
+    """README: "The metadata schema is created and migrated forward by the package on first
+    connection (PostgreSQL: `pg_trgm` is created if the role may)": substring matches then
+    run on its trigram indexes."""
+    from tests.conftest import throwaway_database
+
+    with throwaway_database(pg_admin_dsn, "mmdm_trgm") as dsn:
+        store = open_store(dsn)
+        try:
+            assert store.fetchone("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
+            indexes = {r[0] for r in store.fetchall(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'file_metas' AND "
+                "strpos(indexdef, 'gin_trgm_ops') > 0")}
+            assert {"file_metas_name_trgm", "file_metas_description_trgm"} <= indexes
+        finally:
+            store.close()
