@@ -99,6 +99,11 @@ def _assert_split(store, ds, summaries, models: list[SlowRecorder]) -> None:
     assert all(s.completed > 0 for s in summaries), summaries  # both did a share
     assert sum(s.completed for s in summaries) == N
     assert all(s.total == s.completed for s in summaries)  # the final total is exact
+    # README: "a sharing job's TotalFileCount is an upper bound until it ends": each began
+    # with the whole version as its total; each record ends with the files it did.
+    for s in summaries:
+        assert any(f"up to {N} files" in line for line in store.job_logs(s.job_id))
+        assert store.get_job(s.job_id).total_file_count == s.completed < N
     assert store.fetchone("SELECT COUNT(*) FROM work_claims")[0] == 0  # released at finish
 
 
