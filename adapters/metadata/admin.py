@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AdapterError, AlreadyExistsError, ConflictError
+from ..errors import AdapterError, AlreadyExistsError, ConflictError, NotFoundError
 from ..timeutil import now_ms
 from .model import Dataset, DatasetVersion, Job
 
@@ -140,3 +140,9 @@ class AdminMixin:
     def describe_prompt(self: MetadataStore, prompt_id: str, description: str | None) -> None:
         self.execute("UPDATE prompts SET description = ?, modify_time = ? WHERE prompt_id = ?",
                      (description, now_ms(), self.get_prompt(prompt_id).prompt_id))
+
+    def set_comment(self: MetadataStore, file_meta_id: str, comment: str | None) -> None:
+        """A file's Comment: the user's own field (a scan never writes it)."""
+        if not self.execute("UPDATE file_metas SET comment = ? WHERE file_meta_id = ?",
+                            (comment, file_meta_id)):
+            raise NotFoundError(f"no file meta {file_meta_id!r}")

@@ -148,10 +148,16 @@ def test_the_whole_workflow_through_pais_sdk(client, workspace):
     # User tags as the SDK sends them: Tags as a JSON string.
     updated = client.update_dataset_file_metas(ds, pai.UpdateDatasetFileMetasRequest(
         dataset_version="v1", dataset_file_metas=[pai.DatasetFileMetaConentUpdate(
-            dataset_file_meta_id=seen[0], tags=json.dumps({"user": ["sdk-checked"]}))])).body
+            dataset_file_meta_id=seen[0], tags=json.dumps({"user": ["sdk-checked"]}),
+            comment="checked by the SDK")])).body
     assert updated.status is True and not updated.failed_details
     after = client.get_dataset_file_meta(ds, seen[0], pai.GetDatasetFileMetaRequest()).body
     assert json.loads(after.dataset_file_meta.tags)["user"] == ["sdk-checked"]
+    assert after.dataset_file_meta.comment == "checked by the SDK"
+    scan_owned = client.update_dataset_file_metas(ds, pai.UpdateDatasetFileMetasRequest(
+        dataset_file_metas=[pai.DatasetFileMetaConentUpdate(dataset_file_meta_id=seen[0],
+                                                             data_size=1)])).body
+    assert scan_owned.status is False and "DataSize" in scan_owned.failed_details[0].result
 
     # Export what the DSL finds, and import the export into a logical dataset.
     export = run(client, ds, "FileMetaExport", {"query": f"Tags.ai='{top_tag}'"})

@@ -159,6 +159,7 @@ class FileMetaUpdate(BaseModel):
     model_config = ConfigDict(extra="allow")
     DatasetFileMetaId: str
     Tags: dict[str, TagEdit | list[str]] | str | None = None
+    Comment: str | None = Field(None, max_length=4096)
 
 
 class UpdateFileMetasRequest(BaseModel):
@@ -178,7 +179,8 @@ def _tag_edits(item: FileMetaUpdate) -> dict[str, list[str]]:
     (as PAI's write-back replaces ``ai``). ``Tags`` may come as a JSON string, as PAI's SDK
     sends it."""
     if item.model_extra:
-        raise ValueError(f"only Tags can be edited here, not {sorted(item.model_extra)}")
+        raise ValueError(f"only Tags and Comment can be edited here (the rest is the scan's), "
+                         f"not {sorted(item.model_extra)}")
     tags = item.Tags
     if isinstance(tags, str):
         parsed = json.loads(tags or "{}")  # a JSONDecodeError is a ValueError too
@@ -220,8 +222,8 @@ def _checked_edits(store: MetadataStore, dataset_id: str, version: str | None,
 def update_file_metas(DatasetId: str, body: UpdateFileMetasRequest,
                       ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
     """UpdateDatasetFileMetas' manual edit: ``add``/``remove`` on ``user`` and
-    ``user-delete-ai-tags``. Items succeed or fail one by one, as in PAI; a file's items are
-    applied in order and written once."""
+    ``user-delete-ai-tags``, and the ``Comment``. Items succeed or fail one by one, as in PAI;
+    a file's items are applied in order and written once."""
     if body.TagJobId:
         raise ApiError(400, "InvalidParameter.TagJobId",
                        "algorithm write-back (TagJobId) is done by IntelligentTag jobs")
@@ -229,12 +231,17 @@ def update_file_metas(DatasetId: str, body: UpdateFileMetasRequest,
     ds = store.get_dataset(DatasetId)
     failed, known = [], {}
     edits: dict[str, list[dict[str, list[str]]]] = {}
+    comments: dict[str, str] = {}
     for item in body.DatasetFileMetas:
         edit = _checked_edits(store, ds.dataset_id, body.DatasetVersion, item, known)
         if isinstance(edit, str):
             failed.append({"DatasetFileMetaId": item.DatasetFileMetaId, "Result": edit})
-        else:
-            edits.setdefault(known[item.DatasetFileMetaId], []).append(edit)
+            continue
+        edits.setdefault(known[item.DatasetFileMetaId], []).append(edit)
+        if item.Comment is not None:
+            comments[known[item.DatasetFileMetaId]] = item.Comment
+    for file_id, comment in comments.items():
+        store.set_comment(file_id, comment)
     updated = [store.apply_tag_edits(file_id, file_edits).to_pai()
                for file_id, file_edits in edits.items()]
     return {"Status": not failed, "FailedDetails": failed, "DatasetFileMetas": updated}
