@@ -31,7 +31,7 @@ from mmdm.query.compile.sql import (
 from mmdm.query.errors import DslSemanticError
 from mmdm.query.paging import decode_token, encode_token, fingerprint
 
-from .errors import AdapterError, ConfigError
+from .errors import AdapterError, ConfigError, NotFoundError
 from .index_sets import IndexSet, find_index_set, index_sets
 from .jobs.common import ImageLoader
 from .metadata import FileMeta, MetadataStore
@@ -177,8 +177,7 @@ class SearchService:
 
     def _search(self, dataset_id: str, version: str, query: Query, query_image: bytes | None,
                 index_set_id: str | None, exact_count: bool = False) -> SearchPage:
-        dataset_id = self.store.get_dataset(dataset_id).dataset_id
-        self.store.get_version(dataset_id, version)
+        dataset_id = self._scope(dataset_id, version)
         mode, why = planner.query_mode(query, image_upload=query_image is not None)
         max_results = int(query.option("MaxResults", DEFAULT_MAX_RESULTS))
         plan = planner.Plan(mode, why)
@@ -186,6 +185,15 @@ class SearchService:
             return self._tag_page(dataset_id, version, query, max_results, plan, exact_count)
         index = _Index(query_image, index_set_id)
         return self._vector_page(dataset_id, version, query, index, max_results, plan)
+
+    def _scope(self, dataset_id: str, version: str) -> str:
+        """The dataset's id, once its version is known to exist: one lookup when given an id
+        (as the API and jobs give), a second to resolve a name."""
+        try:
+            return self.store.get_version(dataset_id, version).dataset_id
+        except NotFoundError:
+            dataset_id = self.store.get_dataset(dataset_id).dataset_id
+            return self.store.get_version(dataset_id, version).dataset_id
 
     def explain(self, dataset_id: str, version: str, query: Query, *,
                 query_image: bytes | None = None, index_set_id: str | None = None) -> str:
@@ -293,13 +301,14 @@ class SearchService:
         if total is None:  # counted once, on the first page; later pages carry it in the token
             total, estimated, count_ms = self._total(dataset_id, version, query, exact_count)
             sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
+        # The page's rows whole: one round trip, not a page of keys and then their rows.
         rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after,
-                         sort_matches=sort)
+                         sort_matches=sort, columns=FILE_META_COLUMNS)
         page, more = rows[:max_results], len(rows) > max_results
         cursor = ({"k": _keyset(query, page[-1]), "n": total, "s": sort, "e": estimated}
                   if more else None)
         token = encode_token("tag", cursor, fp, self.token_key) if cursor else None
-        metas = self.store.get_file_metas_by_pk([r[0] for r in page])
+        metas = [self.store.meta_from_row(r) for r in page]
         plan.strategy = f"SQL keyset page{_order_text(query)}, {_shape_text(sort)}"
         plan.filter_count, plan.results = total, len(metas)
         if estimated:

@@ -177,7 +177,14 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
 
     def secret(self, name: str) -> bytes:
         """The service's secret ``name`` (e.g. the NextToken key), made on first use and kept
-        in the database, so every process and replica of the service shares it."""
+        in the database, so every process and replica of the service shares it. A secret never
+        changes once made: each connection reads it once."""
+        known = self.__dict__.setdefault("_secrets", {})
+        if name not in known:
+            known[name] = self._read_secret(name)
+        return known[name]
+
+    def _read_secret(self, name: str) -> bytes:
         row = self.fetchone("SELECT secret FROM service_secrets WHERE name = ?", (name,))
         if row is None:
             self.execute("INSERT INTO service_secrets (name, secret) VALUES (?, ?) "
