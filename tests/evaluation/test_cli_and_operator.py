@@ -123,3 +123,25 @@ def test_operator_fails_for_good_on_a_missing_set(tmp_path):
                                    embedding_conn_id="local")
     with pytest.raises(AirflowFailException, match="dataset.jsonl"):
         op.execute(context={})
+
+
+def test_eval_runs_on_an_openai_compatible_connection(airflow_db, colour_set, fake_openai,
+                                                      monkeypatch, capsys):
+    """``mmdm eval --connection`` with an ``mmdm_openai`` connection: every image and tag text
+    goes to the server through the real client, and the table's figures are what the
+    library computes from the same vectors."""
+    from mmdm.airflow_plugin.hooks.models import embedder_for
+
+    monkeypatch.setenv("AIRFLOW_CONN_VLLM", json.dumps({
+        "conn_type": "mmdm_openai", "host": fake_openai.base_url,
+        "password": fake_openai.api_key,
+        "extra": {"embedding_model": "gme-2b", "dimension": 64, "image_input": "data-uri"}}))
+    code = main(["eval", "--data", str(colour_set), "--connection", "vllm", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["embedded_now"]["images"] == 48
+    sent = fake_openai.requests_to("/v1/embeddings")
+    images = sum(len(r.body["input"]) for r in sent if r.body.get("modality") == "image")
+    texts = [t for r in sent if "modality" not in r.body for t in r.body["input"]]
+    assert images == 48 and texts  # the tag queries, as text
+    direct = evaluate_embedding(colour_set, embedder_for("vllm"))
+    assert out["precision"] == {str(k): v for k, v in direct.precision.items()}
