@@ -19,6 +19,7 @@ from ..export.importer import import_file_metas
 from ..export.job import run_export_job
 from ..metadata import Job, MetadataStore
 from ..models.base import Embedder, Tagger
+from ..models.zero_shot import FirstPassTagger, ZeroShotTagger
 from ..progress import ProgressCallback
 from ..scan import build_file_metas
 from ..search import SearchService
@@ -38,6 +39,7 @@ JOB_MODES = {
     "FileMetaImport": ("Full",),
 }
 DEFAULT_VECTOR_TABLE = "mmdm_file_vectors"  # the table the pipeline DAG indexes into
+DEFAULT_ZERO_SHOT_THRESHOLD = 0.25  # cosine similarity; CLIP-like models score matches 0.2-0.35
 # Request options that page or draw a result list: meaningless for an export of all matches.
 _PAGING_PARAMS = ("MaxResults", "PageSize", "NextToken", "ThumbnailMode", "WorkspaceId",
                   "DatasetVersion")
@@ -125,6 +127,20 @@ def check_job_request(store: MetadataStore, dataset_id: str, version: str, actio
     return spec
 
 
+def tagger_from_spec(spec: dict[str, Any], resources: JobResources) -> Tagger:
+    """The VLM the spec names; with ``zeroShot*`` keys, a zero-shot pass of an embedding
+    model in front of it (``zeroShotOnly``: instead of it)."""
+    if not ("zeroShotConnectionId" in spec or spec.get("zeroShotOnly")):
+        return resources.tagger(spec.get("intelligentTagConnectionId"), spec.get("modelId"))
+    first = ZeroShotTagger(resources.embedder(spec.get("zeroShotConnectionId"),
+                                              spec.get("zeroShotModel")),
+                           float(spec.get("zeroShotThreshold") or DEFAULT_ZERO_SHOT_THRESHOLD))
+    if spec.get("zeroShotOnly"):
+        return first
+    return FirstPassTagger(first, resources.tagger(spec.get("intelligentTagConnectionId"),
+                                                   spec.get("modelId")))
+
+
 def run_job(store: MetadataStore, job: Job, resources: JobResources,
             progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Run a ``Pending`` job to its end; returns its summary (the job record has it too)."""
@@ -136,7 +152,7 @@ def run_job(store: MetadataStore, job: Job, resources: JobResources,
     if action == "IntelligentTag":
         conn = spec.get("intelligentTagConnectionId")
         return run_tagging_job(
-            store, ds, version, tagger=resources.tagger(conn, spec.get("modelId")),
+            store, ds, version, tagger=tagger_from_spec(spec, resources),
             prompt=spec["promptId"], mode=job.job_mode,
             max_concurrency=int(spec.get("maxConcurrency") or 5),
             describe=bool(spec.get("describe")), oss_config=resources.oss_config,

@@ -120,6 +120,14 @@ def _job_commands(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--model", help="model name on the connection, e.g. qwen-vl-max")
     p.add_argument("--concurrency", type=int, help="model calls in flight (default 5)")
     p.add_argument("--describe", action="store_true", help="also store a description")
+    p.add_argument("--zero-shot-connection", metavar="CONN",
+                   help="an embedding model (Airflow connection, text-capable) that screens "
+                        "the images first: only those near a tag go to the VLM")
+    p.add_argument("--zero-shot-model", help="model name on that connection")
+    p.add_argument("--zero-shot-threshold", type=float,
+                   help="cosine similarity a tag's text must pass (default 0.25)")
+    p.add_argument("--zero-shot-only", action="store_true",
+                   help="tag with the embedding model alone, no VLM")
     p.add_argument("--resume", metavar="JOB_ID", help="go on with an interrupted job")
     p = _command(sub, "revert", jobs.cmd_revert,
                  "IntelligentTagRevert: remove the tags one tagging job wrote")

@@ -51,7 +51,7 @@ def resources(args: argparse.Namespace, *roots: str) -> JobResources:
     connection id) the models and vector stores of Airflow's connections, as in the DAGs.
     ``roots``: where an export may write and an import may read (the command names them)."""
     if any(getattr(args, name, None) not in (None, "", "local")
-           for name in ("connection", "vector_connection")):
+           for name in ("connection", "vector_connection", "zero_shot_connection")):
         from mmdm.airflow_plugin.hooks.jobs import job_resources  # imports Airflow
 
         return job_resources(export_roots=roots)

@@ -76,7 +76,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return run_action(args, "IntelligentTag", {
         "promptId": context.store(args).get_prompt(args.tag_definition).prompt_id,
         "intelligentTagConnectionId": args.connection, "modelId": args.model,
-        "maxConcurrency": args.concurrency, "describe": args.describe or None}, mode=args.mode)
+        "maxConcurrency": args.concurrency, "describe": args.describe or None,
+        "zeroShotConnectionId": args.zero_shot_connection, "zeroShotModel": args.zero_shot_model,
+        "zeroShotThreshold": args.zero_shot_threshold, "zeroShotOnly": args.zero_shot_only or None},
+        mode=args.mode)
 
 
 def cmd_revert(args: argparse.Namespace) -> int:

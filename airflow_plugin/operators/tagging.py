@@ -31,6 +31,13 @@ class SmartTagOperator(DatasetVersionOperator):
     :param oss_conn_id: OSS connection for reading ``oss://`` images.
     :param resume_job_id: continue a killed job instead of starting a new one. Templated.
         Without it, a retry of this task resumes the job an earlier try left unfinished.
+    :param zero_shot_conn_id: an embedding connection (a text-capable, CLIP-like model) whose
+        zero-shot pass screens the images first: only those near a tag go to the VLM (the
+        job's ``Usage`` counts ``FirstPassImages`` and ``SentToModel``).
+    :param zero_shot_model: model name on that connection.
+    :param zero_shot_threshold: cosine similarity a tag's text must pass (default 0.25).
+    :param zero_shot_only: tag with the embedding model alone, no VLM (offline and free with a
+        local model).
     :param shard: ``(index, count)``: only this shard of the files, for dynamic task mapping
         (``.partial(...).expand(shard=[[0, 4], [1, 4], …])``); shards never overlap.
     """
@@ -42,8 +49,15 @@ class SmartTagOperator(DatasetVersionOperator):
                  model: str | None = None, mode: str = "Increment", max_concurrency: int = 5,
                  describe: bool = False, oss_conn_id: str | None = OssHook.default_conn_name,
                  resume_job_id: str | None = None,
-                 shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
+                 shard: list[int] | tuple[int, int] | None = None,
+                 zero_shot_conn_id: str | None = None, zero_shot_model: str | None = None,
+                 zero_shot_threshold: float | None = None, zero_shot_only: bool = False,
+                 **kwargs: Any):
         super().__init__(**kwargs)
+        self.zero_shot = {"zeroShotConnectionId": zero_shot_conn_id,
+                          "zeroShotModel": zero_shot_model,
+                          "zeroShotThreshold": zero_shot_threshold,
+                          "zeroShotOnly": zero_shot_only}
         self.prompt = prompt
         self.dashscope_conn_id = dashscope_conn_id
         self.model = model
@@ -60,7 +74,7 @@ class SmartTagOperator(DatasetVersionOperator):
         with fail_fast():
             summary = run_tagging_job(
                 store, self.dataset, self.version,
-                tagger=tagger_for(self.dashscope_conn_id, self.model), prompt=self.prompt,
+                tagger=self.tagger(), prompt=self.prompt,
                 mode=self.mode, max_concurrency=self.max_concurrency, describe=self.describe,
                 retry=RetryPolicy(), progress=self.log_progress,
                 oss_config=OssHook(self.oss_conn_id).get_config(),
@@ -70,6 +84,19 @@ class SmartTagOperator(DatasetVersionOperator):
         self.check_job(store, summary.job_id)
         hook.close()
         return summary.to_dict()
+
+
+    def tagger(self):  # type: ignore[no-untyped-def]
+        """The VLM, behind (or replaced by) a zero-shot pass when one is asked for."""
+        if not (self.zero_shot["zeroShotConnectionId"] or self.zero_shot["zeroShotOnly"]):
+            return tagger_for(self.dashscope_conn_id, self.model)
+        from mmdm.adapters.jobs.dispatch import tagger_from_spec
+
+        from ..hooks.jobs import job_resources
+
+        spec = {"intelligentTagConnectionId": self.dashscope_conn_id, "modelId": self.model,
+                **self.zero_shot}
+        return tagger_from_spec(spec, job_resources())
 
 
 class TagRevertOperator(DatasetVersionOperator):
