@@ -303,12 +303,12 @@ class SearchService:
             sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
         # The page's rows whole: one round trip, not a page of keys and then their rows.
         rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after,
-                         sort_matches=sort, columns=FILE_META_COLUMNS)
+                         sort_matches=sort)
         page, more = rows[:max_results], len(rows) > max_results
         cursor = ({"k": _keyset(query, page[-1]), "n": total, "s": sort, "e": estimated}
                   if more else None)
         token = encode_token("tag", cursor, fp, self.token_key) if cursor else None
-        metas = [self.store.meta_from_row(r) for r in page]
+        metas = self.store.get_file_metas_by_pk([r[0] for r in page])
         plan.strategy = f"SQL keyset page{_order_text(query)}, {_shape_text(sort)}"
         plan.filter_count, plan.results = total, len(metas)
         if estimated:
