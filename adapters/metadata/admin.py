@@ -131,7 +131,7 @@ class AdminMixin:
         """A tag definition. Tags its jobs wrote stay, and stay revertible by job id."""
         prompt = self.get_prompt(prompt_id)
         live = self.fetchone("SELECT job_id FROM jobs WHERE job_action = 'IntelligentTag' AND "
-                             f"status IN ('Pending', 'Running') AND job_spec LIKE ?",
+                             "status IN ('Pending', 'Running') AND job_spec LIKE ?",
                              (f'%"promptId": "{prompt.prompt_id}"%',))
         if live:
             raise ConflictError(f"tagging job {live[0]} uses {prompt.prompt_id}: stop it first")

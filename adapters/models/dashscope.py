@@ -22,7 +22,7 @@ import requests
 from dashscope.common.error import DashScopeException
 
 from ..errors import AdapterError, ConfigError
-from .base import ImageInput, TagDefinition, TagParseError, TagResult, l2_normalise
+from .base import ImageInput, TagDefinition, TagResult, l2_normalise
 from .imagedata import image_reference
 from .usage import Usage, field
 from .image_prep import limits_for, prepared
@@ -33,7 +33,7 @@ from .service_errors import (
     shorten,
     transport_error,
 )
-from .tagging_prompt import build_tag_prompt, parse_tag_answer, repair_text
+from .tagging_prompt import ask_with_repair, build_tag_prompt
 
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 DEFAULT_TIMEOUT_S = 60.0  # the SDK's own default is 300 s, too long to notice a stuck call
@@ -144,21 +144,9 @@ class DashScopeTagger(_DashScopeClient):
             {"role": "user", "content": [{"image": image_reference(prepared(self, image))},
                                          {"text": prompt.user}]},
         ]
-        first = self._ask(messages)
-        try:
-            return parse_tag_answer(first, definition)
-        except TagParseError:
-            pass
-        messages += [{"role": "assistant", "content": [{"text": first}]},
-                     {"role": "user", "content": [{"text": repair_text(describe=describe)}]}]
-        second = self._ask(messages)
-        try:
-            return parse_tag_answer(second, definition)
-        except TagParseError:
-            raise TagParseError(
-                f"{self.model} gave no readable JSON for {image.uri}, even after a repair "
-                f"request; last answer: {shorten(second)!r}",
-                raw=second, answers=(first, second)) from None
+        return ask_with_repair(self._ask, messages,
+                               lambda role, text: {"role": role, "content": [{"text": text}]},
+                               definition, describe=describe, model=self.model, uri=image.uri)
 
     def _ask(self, messages: list[dict[str, Any]]) -> str:
         params: dict[str, Any] = {"result_format": "message"}

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import AdapterError, ConfigError, NotSupportedError
-from .base import ImageInput, TagDefinition, TagParseError, TagResult, l2_normalise
+from .base import ImageInput, TagDefinition, TagResult, l2_normalise
 from .image_prep import limits_for, prepared
 from .imagedata import image_reference
 from .service_errors import (CONTENT_STATUSES, ModelServiceError, retry_after_seconds,
                              shorten)
-from .tagging_prompt import build_tag_prompt, parse_tag_answer, repair_text
+from .tagging_prompt import ask_with_repair, build_tag_prompt
 from .usage import Usage, field
 
 IMAGE_INPUTS = ("messages", "objects", "data-uri")
@@ -104,21 +104,9 @@ class OpenAITagger(_OpenAIClient):
                 {"type": "image_url", "image_url": {"url": image_reference(prepared(self, image))}},
                 {"type": "text", "text": prompt.user}]},
         ]
-        first = self._ask(messages)
-        try:
-            return parse_tag_answer(first, definition)
-        except TagParseError:
-            pass
-        messages += [{"role": "assistant", "content": first},
-                     {"role": "user", "content": repair_text(describe=describe)}]
-        second = self._ask(messages)
-        try:
-            return parse_tag_answer(second, definition)
-        except TagParseError:
-            raise TagParseError(
-                f"{self.model} gave no readable JSON for {image.uri}, even after a repair "
-                f"request; last answer: {shorten(second)!r}",
-                raw=second, answers=(first, second)) from None
+        return ask_with_repair(self._ask, messages,
+                               lambda role, text: {"role": role, "content": text},
+                               definition, describe=describe, model=self.model, uri=image.uri)
 
     def _ask(self, messages: list[dict[str, Any]]) -> str:
         params: dict[str, Any] = {}

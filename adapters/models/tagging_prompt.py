@@ -15,11 +15,12 @@ import difflib
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .base import TagDefinition, TagParseError, TagResult
+from .service_errors import shorten
 
 # The fake model server finds the table by this heading, as a model would read it.
 TAG_TABLE_HEADING = "Tag definitions (a JSON object: tag name -> when the tag applies):"
@@ -80,6 +81,30 @@ def repair_text(*, describe: bool = False) -> str:
     answer_format = _OBJECT_FORMAT if describe else _LIST_FORMAT
     return ("Your previous answer could not be read as JSON. Reply with valid JSON only, "
             f"nothing before or after it. {answer_format}")
+
+
+def ask_with_repair(ask: Callable[[list[dict[str, Any]]], str], messages: list[dict[str, Any]],
+                    reply: Callable[[str, str], dict[str, Any]], definition: TagDefinition, *,
+                    describe: bool, model: str, uri: str) -> TagResult:
+    """Ask once; if the answer holds no JSON, ask once more to repair it, with the answer and
+    the repair request appended as ``reply(role, text)`` messages (the service's format).
+
+    Raises:
+        TagParseError: neither answer could be read.
+    """
+    first = ask(messages)
+    try:
+        return parse_tag_answer(first, definition)
+    except TagParseError:
+        pass
+    second = ask([*messages, reply("assistant", first),
+                  reply("user", repair_text(describe=describe))])
+    try:
+        return parse_tag_answer(second, definition)
+    except TagParseError:
+        raise TagParseError(f"{model} gave no readable JSON for {uri}, even after a repair "
+                            f"request; last answer: {shorten(second)!r}",
+                            raw=second, answers=(first, second)) from None
 
 
 def normalise_tag_name(name: str) -> str:
