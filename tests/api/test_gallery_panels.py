@@ -5,7 +5,6 @@ viewer, and a sidebar that fits from 1280 to 1920 px. Screenshots go to ``.ci/ar
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
