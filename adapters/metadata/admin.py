@@ -2,7 +2,7 @@
 
 Removal refuses while a job is live on what it removes: the job would write into rows that
 are gone. Vectors are not the store's: whoever deletes a version removes its vectors first
-(see ``mmdm.adapters.index_sets``), or a later version of the same name would find them.
+(``mmdm.adapters.lifecycle`` does both), or a later version of the same name would find them.
 """
 
 from __future__ import annotations
