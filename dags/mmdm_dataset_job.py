@@ -15,4 +15,7 @@ with DAG(dag_id="mmdm_dataset_job", schedule=None, catchup=False, tags=["mmdm"],
          is_paused_upon_creation=False, doc_md=__doc__,
          params={"DatasetJobId": Param("", type="string", description="the job to run")},
          max_active_runs=16) as dag:
-    DatasetJobOperator(task_id="run_job", job_id="{{ params.DatasetJobId }}", retries=1)
+    # Someone is waiting on a request's job (a gallery export, say): when the executor's
+    # slots are taken by pipeline runs, it goes first.
+    DatasetJobOperator(task_id="run_job", job_id="{{ params.DatasetJobId }}", retries=1,
+                       priority_weight=100, weight_rule="absolute")

@@ -138,8 +138,11 @@ def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
         page.wait_for_function(
             "() => /^6 matches/.test(document.querySelector('#status').textContent)")
         page.click("#export")
+        # The export runs as a task of the job DAG, queued on the executor beside the
+        # pipeline runs going on: it takes a scheduler loop or two, not a request's time.
         page.wait_for_function(
-            "() => /rows exported/.test(document.querySelector('#export-status').textContent)")
+            "() => /rows exported/.test(document.querySelector('#export-status').textContent)",
+            timeout=180_000)
         assert "Succeeded: 6 rows exported" in page.text_content("#export-status")
         browser.close()
     exports = _jobs(workspace, SHARDED, "FileMetaExport")
