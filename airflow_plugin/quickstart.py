@@ -103,7 +103,7 @@ def report(workspace: Path) -> None:
     search = SearchService(store, vector_store=vectors, embedder=embedder)
     print(f"Files: {store.count_file_metas(ds.dataset_id, 'v1')}, tagged: {tagged}, vectors: "
           f"{vectors.count(search.index_set_for(ds.dataset_id, 'v1'))}")
-    dsl = "Tags.all='red' AND FileDir:'red' AND MaxResults=5"
+    dsl = "Tags.all='green' AND FileDir:'green' AND MaxResults=5"  # the park photos' colour
     page = search.search(ds.dataset_id, "v1", parse(dsl))
     print(f"DSL search {dsl!r}: {page.total_count} matches, e.g. "
           f"{[m.file_name for m, _ in page.items]}")
