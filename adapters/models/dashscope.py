@@ -27,8 +27,8 @@ from .imagedata import image_reference
 from .usage import Usage, field
 from .image_prep import limits_for, prepared
 from .service_errors import (
-    CONTENT_STATUSES,
     ModelServiceError,
+    request_isolating_refusals,
     retry_after_seconds,
     shorten,
     transport_error,
@@ -232,7 +232,8 @@ class DashScopeEmbedder(_DashScopeClient):
             except AdapterError as exc:
                 results[i] = exc
         for start in range(0, len(pending), self.max_batch):
-            self._embed_batch(pending[start:start + self.max_batch], results)
+            request_isolating_refusals(pending[start:start + self.max_batch],
+                                       self._request, results)
         return [r if r is not None else AdapterError("not embedded", retriable=True)
                 for r in results]
 
@@ -247,22 +248,6 @@ class DashScopeEmbedder(_DashScopeClient):
                 raise entry
             vectors.append(entry)
         return vectors
-
-    def _embed_batch(self, batch: list[tuple[int, dict[str, str]]],
-                     results: list[np.ndarray | Exception | None]) -> None:
-        try:
-            entries = self._request([item for _, item in batch])
-        except ModelServiceError as exc:
-            if exc.status not in CONTENT_STATUSES:
-                raise
-            if len(batch) == 1:
-                results[batch[0][0]] = exc
-                return
-            for one in batch:  # find the image(s) the service refuses
-                self._embed_batch([one], results)
-            return
-        for (i, _), entry in zip(batch, entries):
-            results[i] = entry
 
     def _request(self, contents: list[dict[str, str]]) -> list[np.ndarray | Exception]:
         params: dict[str, Any] = {}

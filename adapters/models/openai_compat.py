@@ -25,8 +25,8 @@ from ..errors import AdapterError, ConfigError, NotSupportedError
 from .base import ImageInput, TagDefinition, TagResult, l2_normalise
 from .image_prep import limits_for, prepared
 from .imagedata import image_reference
-from .service_errors import (CONTENT_STATUSES, ModelServiceError, retry_after_seconds,
-                             shorten)
+from .service_errors import (ModelServiceError, request_isolating_refusals,
+                             retry_after_seconds, shorten)
 from .tagging_prompt import ask_with_repair, build_tag_prompt
 from .usage import Usage, field
 
@@ -164,7 +164,8 @@ class OpenAIEmbedder(_OpenAIClient):
             except AdapterError as exc:
                 results[i] = exc
         for start in range(0, len(pending), self.max_batch):
-            self._embed_batch(pending[start:start + self.max_batch], results)
+            request_isolating_refusals(pending[start:start + self.max_batch],
+                                       self._request, results)
         return [r if r is not None else AdapterError("not embedded", retriable=True)
                 for r in results]
 
@@ -178,22 +179,6 @@ class OpenAIEmbedder(_OpenAIClient):
                           input=list(texts), encoding_format="float")
         self._count(resp, images=0)
         return self._vectors(resp, len(texts))
-
-    def _embed_batch(self, batch: list[tuple[int, str]],
-                     results: list[np.ndarray | Exception | None]) -> None:
-        try:
-            vectors = self._request([uri for _, uri in batch])
-        except ModelServiceError as exc:
-            if exc.status not in CONTENT_STATUSES:
-                raise
-            if len(batch) == 1:
-                results[batch[0][0]] = exc
-                return
-            for one in batch:
-                self._embed_batch([one], results)
-            return
-        for (i, _), vector in zip(batch, vectors):
-            results[i] = vector
 
     def _request(self, uris: Sequence[str]) -> list[np.ndarray]:
         body: dict[str, Any] = {"model": self.model, "encoding_format": "float"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import requests
 
@@ -64,3 +65,27 @@ def transport_error(service: str, exc: requests.RequestException) -> AdapterErro
     """Refused connections, resets and timeouts: the request may succeed later."""
     kind = "timed out" if isinstance(exc, requests.Timeout) else "could not be reached"
     return AdapterError(f"{service} {kind}: {type(exc).__name__}: {shorten(exc)}", retriable=True)
+
+
+T = TypeVar("T")
+
+
+def request_isolating_refusals(batch: Sequence[tuple[int, T]],
+                               request: Callable[[list[T]], Sequence[Any]],
+                               results: list[Any]) -> None:
+    """Send one batch, its entries into ``results`` by index. When the service refuses the
+    batch over its content (400/413), retry it one item at a time: the refused item gets the
+    error, the others their vectors. Other failures propagate (the whole request failed)."""
+    try:
+        entries = request([item for _, item in batch])
+    except ModelServiceError as exc:
+        if exc.status not in CONTENT_STATUSES:
+            raise
+        if len(batch) == 1:
+            results[batch[0][0]] = exc
+            return
+        for one in batch:
+            request_isolating_refusals([one], request, results)
+        return
+    for (i, _), entry in zip(batch, entries):
+        results[i] = entry
