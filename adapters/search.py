@@ -29,7 +29,13 @@ from mmdm.query.compile.sql import (
     with_cursor,
 )
 from mmdm.query.errors import DslSemanticError
-from mmdm.query.paging import decode_token, encode_token, fingerprint
+from mmdm.query.paging import (
+    decode_token,
+    encode_token,
+    fingerprint,
+    fingerprint_of,
+    query_key,
+)
 
 from .errors import AdapterError, ConfigError, NotFoundError
 from .index_sets import IndexSet, find_index_set, index_sets
@@ -96,24 +102,36 @@ class _Ranked:
     at: float
 
 
-class RankedCache:
-    """The ranked lists of recent vector queries, by query fingerprint; thread-safe."""
+class LruCache:
+    """The ``size`` most recently stored entries; thread-safe."""
 
-    def __init__(self, size: int = 32):
+    def __init__(self, size: int):
         self.size = size
-        self._entries: OrderedDict[str, _Ranked] = OrderedDict()
+        self._entries: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, fp: str) -> _Ranked | None:
+    def get(self, key: Any) -> Any:
         with self._lock:
-            return self._entries.get(fp)
+            return self._entries.get(key)
 
-    def put(self, fp: str, entry: _Ranked) -> None:
+    def put(self, key: Any, entry: Any) -> None:
         with self._lock:
-            self._entries[fp] = entry
-            self._entries.move_to_end(fp)
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+
+class RankedCache(LruCache):
+    """The ranked lists (``_Ranked``) of recent vector queries, by query fingerprint."""
+
+    def __init__(self, size: int = 32):
+        super().__init__(size)
+
+
+# The SQL of recent listings, shared by every service of the process: a gallery repeats a few
+# searches and pages through them, and compiling them (sqlglot) was a sixth of a listing's CPU.
+_COMPILED = LruCache(512)
 
 
 class SearchService:
@@ -296,13 +314,15 @@ class SearchService:
     # -- TAG --------------------------------------------------------------------------------
     def _tag_page(self, dataset_id: str, version: str, query: Query, max_results: int,
                   plan: planner.Plan, exact_count: bool = False) -> SearchPage:
-        fp = fingerprint(query, dataset_id, version)
+        key = query_key(query, dataset_id, version)
+        fp = fingerprint_of(key)
         after, total, sort, estimated = _tag_cursor(query, fp, self.token_key)
         if total is None:  # counted once, on the first page; later pages carry it in the token
-            total, estimated, count_ms = self._total(dataset_id, version, query, exact_count)
+            total, estimated, count_ms = self._total(dataset_id, version, query, exact_count,
+                                                     key)
             sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
-        # The page's rows whole: one round trip, not a page of keys and then their rows.
-        rows = self._sql(query, dataset_id, version, limit=max_results + 1, after=after,
+        # The page's keys, then their rows: sorting whole rows cost more than the round trip.
+        rows = self._sql(query, dataset_id, version, key, limit=max_results + 1, after=after,
                          sort_matches=sort)
         page, more = rows[:max_results], len(rows) > max_results
         cursor = ({"k": _keyset(query, page[-1]), "n": total, "s": sort, "e": estimated}
@@ -339,27 +359,27 @@ class SearchService:
             later = later or compiled(after)
             statement = with_cursor(later, after)
 
-    def _total(self, dataset_id: str, version: str, query: Query,
-               exact: bool) -> tuple[int, bool, float]:
+    def _total(self, dataset_id: str, version: str, query: Query, exact: bool,
+               key: str | None = None) -> tuple[int, bool, float]:
         """``(TotalCount, is an estimate, ms spent counting)``: exact up to
         ``EXACT_COUNT_UP_TO`` (or always, when asked, and on SQLite, whose planner has no row
         estimates); past it the planner's estimate, never below the rows counted."""
         if exact or self.store.dialect != "postgres":
-            total, ms = self._timed_count(dataset_id, version, query)
+            total, ms = self._timed_count(dataset_id, version, query, key=key)
             return total, False, ms
-        counted, ms = self._timed_count(dataset_id, version, query, limit=EXACT_COUNT_UP_TO + 1)
+        counted, ms = self._timed_count(dataset_id, version, query, EXACT_COUNT_UP_TO + 1, key)
         if counted <= EXACT_COUNT_UP_TO:
             return counted, False, ms
-        compiled = compile_sql(query, self.store.dialect, dataset_id, version)
+        compiled = self._compiled(query, dataset_id, version, key)
         [[plan]] = self.store.fetchall("EXPLAIN (FORMAT JSON) " + compiled.sql, compiled.params)
         plan = json.loads(plan) if isinstance(plan, str) else plan
         return max(int(plan[0]["Plan"]["Plan Rows"]), counted), True, ms
 
     def _timed_count(self, dataset_id: str, version: str, query: Query,
-                     limit: int | None = None) -> tuple[int, float]:
+                     limit: int | None = None, key: str | None = None) -> tuple[int, float]:
         """The number of matches (at most ``limit``) and the milliseconds counting took."""
         t = time.perf_counter()
-        total = int(self._sql(query, dataset_id, version, count=True, limit=limit)[0][0])
+        total = int(self._sql(query, dataset_id, version, key, count=True, limit=limit)[0][0])
         return total, (time.perf_counter() - t) * 1000
 
     def _sorting_pays(self, dataset_id: str, version: str, total: int, count_ms: float,
@@ -367,9 +387,29 @@ class SearchService:
         return sorting_pays(self.store.key_span(dataset_id, version), total, count_ms,
                             page_size)
 
-    def _sql(self, query: Query, dataset_id: str, version: str, **kw: Any) -> list[tuple]:
-        compiled = compile_sql(query, self.store.dialect, dataset_id, version, **kw)
+    def _sql(self, query: Query, dataset_id: str, version: str, key: str | None = None,
+             **kw: Any) -> list[tuple]:
+        compiled = self._compiled(query, dataset_id, version, key, **kw)
         return self.store.fetchall(compiled.sql, compiled.params)
+
+    def _compiled(self, query: Query, dataset_id: str, version: str, key: str | None,
+                  after: Any = None, **kw: Any) -> CompiledSql:
+        """``compile_sql``, from ``_COMPILED`` when ``key`` (the query's ``query_key`` over
+        this dataset and version) was compiled in the same shape before; a keyset cursor is
+        bound, not compiled."""
+        def compile_() -> CompiledSql:
+            return compile_sql(query, self.store.dialect, dataset_id, version, after=after, **kw)
+
+        if key is None:
+            return compile_()
+        shape = (key, self.store.dialect, dataset_id, version,
+                 None if after is None else 1 if isinstance(after, int) else len(after),
+                 tuple(sorted(kw.items())))
+        compiled = _COMPILED.get(shape)
+        if compiled is None:
+            compiled = compile_()
+            _COMPILED.put(shape, compiled)
+        return compiled if after is None else with_cursor(compiled, after)
 
     # -- VECTOR / MIX -----------------------------------------------------------------------
     def _vector_page(self, dataset_id: str, version: str, query: Query, index: _Index,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.gallery import _meta  # noqa: E402
 from mmdm.adapters.metadata import open_store  # noqa: E402
-from mmdm.adapters.metadata.embedded import workspace_store_url  # noqa: E402
+from mmdm.adapters.metadata.embedded import (  # noqa: E402
+    release_embedded_postgres, workspace_store_url)
 
 SEARCHES = [
     {"QueryTagsIncludeAny": "t3"},
@@ -139,6 +141,9 @@ def main() -> None:
           f"{len(errors)} errors{': ' + errors[0] if errors else ''}")
     if errors:
         print((workspace / "server.log").read_text(errors="replace")[-3000:])
+    if store_url is None:
+        release_embedded_postgres(workspace / "pg")  # stops it: the server has exited
+    shutil.rmtree(workspace)
 
 
 if __name__ == "__main__":

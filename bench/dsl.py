@@ -8,8 +8,10 @@ ListDatasetFileMetas returns at most) and the ``COUNT(*)`` behind TotalCount, as
 ``--repeat`` runs after a warm-up, the page shaped by the count as a search shapes it (few
 matches are sorted, many are found by walking the key order); and the baseline: what a user
 would write instead, a plain Python filter (one hand-written predicate per query) over the rows
-already in memory as dicts, warm, median of three runs (no load time counted). Counts are
-checked against that filter and against the reference evaluator. Last, the TotalCount a
+already in memory as dicts, warm, median of three runs (no load time counted), and DuckDB
+over the same rows exported as a JSONL file and loaded into a DuckDB table (its load time
+printed; the query timed warm, median of three; ``pip install -e '.[bench]'``). Counts are
+checked against the plain filter, DuckDB and the reference evaluator. Last, the TotalCount a
 search answers: exact up to ``EXACT_COUNT_UP_TO`` matches, past it the planner's estimate
 (printed), beside the exact ``count`` it saves.
 
@@ -23,6 +25,7 @@ search answers: exact up to ``EXACT_COUNT_UP_TO`` matches, past it the planner's
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -36,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import duckdb  # noqa: E402
 import psycopg  # noqa: E402
 
 from mmdm.adapters.metadata import MetadataStore, open_store  # noqa: E402
@@ -102,6 +106,61 @@ PLAIN: dict[str, Callable[[dict[str, Any]], bool]] = {
                              and r["data_size"] is not None and r["data_size"] > 1000000),
     "id-eq": lambda r: r["file_meta_id"] == "dfm-000004242",
 }
+
+# The same queries as a DuckDB user would write them over the exported rows.
+_DUCK_FILTER = {
+    "official": (f"file_update_time > {_FEB} AND file_update_time < {_MAY} "
+                 "AND contains(file_dir_folded, 'blue_car') AND file_name <> 'toyota.jpg' "
+                 "AND ((list_contains(tags_all, 'lane line') "
+                 "AND list_contains(tags_all, 'barrier gate')) "
+                 "OR NOT list_contains(tags_user, 'rainy days')) "
+                 "AND semantic_index_job_id IS NOT NULL"),
+    "tag-selective": "list_contains(tags_all, 'tag-100')",
+    "name-substring": "contains(file_name_folded, 'cat_1234')",
+    "date-range": f"file_update_time >= {_MAR1} AND file_update_time < {_MAR2}",
+    "size-range": "data_size >= 5000000 AND data_size < 5010000",
+    "not-tag": "NOT list_contains(tags_all, 'car')",
+    "or-tags": "list_has_any(tags_all, ['tag-100', 'tag-101', 'tag-102'])",
+    "has": "description IS NOT NULL AND file_type = 'video'",
+    "meta-range": "image_width >= 8000 AND image_height < 500",
+    "dir-substring": "contains(file_dir_folded, 'blue_car')",
+    "tag-sorted": ("list_contains(tags_all, 'lane line') AND file_type = 'image' "
+                   "AND data_size > 1000000"),
+    "id-eq": "file_meta_id = 'dfm-000004242'",
+}
+_DUCK_COLUMNS = ("file_meta_id", "file_name", "file_name_folded", "file_dir_folded",
+                 "data_size", "file_update_time", "file_type", "description", "tags_user",
+                 "tags_all", "semantic_index_job_id", "status")
+
+
+def duckdb_table(rows: list[dict[str, Any]], folder: str) -> tuple[duckdb.DuckDBPyConnection,
+                                                                   float]:
+    """The rows exported as JSONL and loaded into an in-memory DuckDB table (load seconds)."""
+    path = os.path.join(folder, "file_metas.jsonl")
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            out = {c: r[c] for c in _DUCK_COLUMNS}
+            out["image_width"], out["image_height"] = _width_height(r)
+            fh.write(json.dumps(out) + "\n")
+    conn = duckdb.connect()
+    t = time.perf_counter()
+    conn.execute(f"CREATE TABLE fm AS SELECT * FROM read_json('{path}', format='newline_delimited')")
+    loaded = time.perf_counter() - t
+    os.unlink(path)
+    return conn, loaded
+
+
+def duckdb_baseline(conn: duckdb.DuckDBPyConnection, name: str, scale: float
+                    ) -> tuple[float, int]:
+    """DuckDB's count of the query's matches: median ms of three warm runs (scaled), count."""
+    sql = f"SELECT count(*) FROM fm WHERE status = 'ACTIVE' AND ({_DUCK_FILTER[name]})"
+    conn.execute(sql).fetchone()  # warm-up
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        matches = conn.execute(sql).fetchone()[0]
+        times.append((time.perf_counter() - t) * 1000 * scale)
+    return statistics.median(times), matches
 
 
 def pct(values: list[float], q: float) -> float:
@@ -275,13 +334,22 @@ def main() -> None:
     compiled = {name: measure_compile(text, args.repeat) for name, text in QUERIES}
     base = {name: baseline(rows, records, name, parse(text), args.rows / base_n)
             for name, text in QUERIES}
-    del rows, records
+    del records
+    with tempfile.TemporaryDirectory(prefix="mmdm-bench-duckdb-") as folder:
+        conn, loaded = duckdb_table(rows, folder)
+    del rows
+    print(f"DuckDB: JSONL loaded into its table in {loaded:.1f}s", flush=True)
+    duck = {name: duckdb_baseline(conn, name, args.rows / base_n) for name, _ in QUERIES}
+    conn.close()
+    for name, (_, matches) in duck.items():
+        assert matches == base[name][1], (name, matches, base[name][1])
     for engine in engines:
-        run_engine(engine, args, compiled, base, base_n == args.rows)
+        run_engine(engine, args, compiled, base, duck, base_n == args.rows)
 
 
 def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[float, float]],
-               base: dict[str, tuple[float, int]], exact_counts: bool) -> None:
+               base: dict[str, tuple[float, int]], duck: dict[str, tuple[float, int]],
+               exact_counts: bool) -> None:
     tmp = tempfile.mkdtemp(prefix="mmdm-bench-dsl-")
     dsn, reuse = create_pg(args.pg, args.keep_pg) if engine == "postgres" else ("", False)
     try:
@@ -293,7 +361,8 @@ def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[
             store, dataset_id, loaded, indexed = load_sqlite(os.path.join(tmp, "b.db"), args.rows)
         print(f"\n{engine}: loaded in {loaded:.1f}s, indexes {indexed:.1f}s", flush=True)
         print(f"{'query':15} {'matches':>8} {'parse':>7} {'compile':>8} {'page':>4} {'p50':>8} "
-              f"{'p95':>7} {'count p50':>10} {'p95':>7} {'baseline':>9} {'x':>7} "
+              f"{'p95':>7} {'count p50':>10} {'p95':>7} {'python':>8} {'x':>6} {'duckdb':>7} "
+              f"{'x':>5} "
               f"{'TotalCount p50':>15} {'(estimate)':>11}")
         for name, text in QUERIES:
             query = parse(text)
@@ -305,7 +374,8 @@ def run_engine(engine: str, args: argparse.Namespace, compiled: dict[str, tuple[
                   f"{compiled[name][1]:>7.0f}u {'sort' if m['sort'] else 'walk'} "
                   f"{statistics.median(m['page']):>7.2f}m "
                   f"{pct(m['page'], 0.95):>6.1f}m {statistics.median(m['count']):>9.2f}m "
-                  f"{pct(m['count'], 0.95):>6.1f}m {base_ms:>8.0f}m {base_ms / both:>6.0f}x "
+                  f"{pct(m['count'], 0.95):>6.1f}m {base_ms:>7.0f}m {base_ms / both:>5.0f}x "
+                  f"{duck[name][0]:>6.0f}m {duck[name][0] / both:>4.1f}x "
                   f"{statistics.median(m['total']):>14.2f}m "
                   f"{m['estimate'] if m['estimate'] is not None else 'exact':>11}", flush=True)
             if args.explain and engine == "postgres":

@@ -26,13 +26,24 @@ TOKEN_VERSION = 1
 _PAGE_OPTIONS = ("NextToken", "MaxResults", "ThumbnailMode", "SignMode")
 
 
-def fingerprint(query: Query, *scope: str) -> str:
-    """A short digest of what a query selects and ranks, plus its scope (dataset, version,
-    index set, an uploaded image's digest ...), ignoring the per-page options."""
+def query_key(query: Query, *scope: str) -> str:
+    """The SHA-256 of what a query selects and ranks, plus its scope (dataset, version, index
+    set, an uploaded image's digest ...), ignoring the per-page options: equal keys, equal
+    results."""
     options = {k: v for k, v in query.options.items() if k not in _PAGE_OPTIONS}
     body = to_json(Query(query.filter, query.semantic, options))
     text = json.dumps([body, list(scope)], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint_of(key: str) -> str:
+    """The short digest a NextToken carries, of a ``query_key``."""
+    return key[:16]
+
+
+def fingerprint(query: Query, *scope: str) -> str:
+    """``fingerprint_of(query_key(query, *scope))``."""
+    return fingerprint_of(query_key(query, *scope))
 
 
 def _signature(payload: dict[str, Any], key: bytes) -> str:

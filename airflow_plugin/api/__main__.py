@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -78,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     secret = "<the token in the URL above>" if "token=" in url else "<any>"
     print(f"PAI SDK: Config(access_key_id={app.state.access_key_id!r}, "
           f"access_key_secret={secret}, endpoint={host_port!r}, protocol='http')")
+    # After its graceful shutdown uvicorn re-raises SIGTERM under the handler it found; the
+    # default one would end the process without exit handlers, and the workspace's embedded
+    # PostgreSQL would keep running with a dead user. Exiting runs them: the server stops.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     uvicorn.run(app, host=host, port=int(port))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -125,3 +126,40 @@ def test_only_the_owner_reaches_the_socket(tmp_path):
     assert probe.returncode != 0 and "Permission denied" in probe.stderr, probe.stderr[-400:]
     with psycopg.connect(url) as conn:  # while its owner's process connects
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_the_api_server_stopped_with_sigterm_stops_the_workspace_database(tmp_path):
+    """uvicorn re-raises SIGTERM after its graceful shutdown: under the default handler the
+    process died without exit handlers and the workspace's database kept running."""
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mmdm.airflow_plugin.api", "--workspace", str(tmp_path),
+         "--port", str(port), "--token", "t"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    data_dir = tmp_path / "pg"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/datasets", timeout=5,
+                             headers={"Authorization": "Bearer t"}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+            time.sleep(0.3)
+        assert _server_pid(data_dir) is not None
+
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 128 + signal.SIGTERM
+        assert _server_pid(data_dir) is None  # its last user detached and stopped it
+    finally:
+        if server.poll() is None:
+            server.kill()
+        pid = _server_pid(data_dir)
+        if pid is not None:
+            os.kill(pid, signal.SIGINT)

@@ -174,6 +174,30 @@ def test_a_full_last_page_ends_the_listing(loaded: data.Loaded) -> None:
     assert len(items) == 98 and [len(p.items) for p in pages] == [14] * 7
 
 
+def test_a_listing_is_compiled_once_and_later_pages_only_bind_the_cursor(
+        loaded: data.Loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "_COMPILED", search.LruCache(64))
+    monkeypatch.setattr(search, "WALK_MS_PER_ROW", 0.0)  # the same page shape every time
+    calls: list[bool] = []
+    compile_sql = search.compile_sql
+    monkeypatch.setattr(search, "compile_sql", lambda *a, **kw: (
+        calls.append(bool(kw.get("count"))), compile_sql(*a, **kw))[1])
+    text = "DataSize < 100 AND SortBy='FileUpdateTime' AND Order='{}' AND MaxResults=14"
+    _, first = all_pages(SearchService(loaded.store), loaded, text.format("ASC"))
+    assert sorted(calls) == [False, False, True]  # the count, page 1, the later pages
+    _, again = all_pages(SearchService(loaded.store), loaded, text.format("ASC"))
+    assert again == first and len(calls) == 3  # another service (thread): nothing compiled
+    _, desc = all_pages(SearchService(loaded.store), loaded, text.format("DESC"))
+    assert len(calls) == 6  # another query
+
+    records = [m.to_record() for m in loaded.metas]
+    by_id = {m.file_meta_id: (m.file_update_time or -1, m.file_meta_id) for m in loaded.metas}
+    expected = sorted((r["DatasetFileMetaId"] for r in select_rows(parse(text.format("ASC")),
+                                                                   records)), key=by_id.get)
+    assert len(expected) == 98
+    assert [i for i, _ in first] == expected and [i for i, _ in desc] == expected[::-1]
+
+
 def test_later_pages_carry_the_first_pages_total(loaded: data.Loaded) -> None:
     svc = SearchService(loaded.store)
     first = svc.search(loaded.dataset_id, "v1", parse("DataSize < 60 AND MaxResults=50"))

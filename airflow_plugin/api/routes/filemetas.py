@@ -29,6 +29,7 @@ from mmdm.query import parse_params
 from .. import deps
 from ..context import ApiContext
 from ..errors import ApiError, bad_parameter
+from ..responses import PaiJSONResponse
 from ..shapes import FileUrls, list_response
 from ..thumbnails import parse_mode
 
@@ -107,9 +108,11 @@ def _search(ctx: ApiContext, request: Request, dataset_id: str, params: dict[str
 
 @router.get("", openapi_extra=_OPENAPI)
 def list_file_metas(DatasetId: str, request: Request,
-                    ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+                    ctx: ApiContext = Depends(deps.context)) -> PaiJSONResponse:
     """ListDatasetFileMetas: one page of a query's matches, with Score on vector hits."""
-    return _search(ctx, request, DatasetId, _params(request.query_params.multi_items()))
+    # The page as it is: FastAPI's validation of a returned dict walked every field again.
+    return PaiJSONResponse(_search(ctx, request, DatasetId,
+                                   _params(request.query_params.multi_items())))
 
 
 @router.post("/search", openapi_extra={
@@ -118,7 +121,7 @@ def list_file_metas(DatasetId: str, request: Request,
             "Image": {"type": "string", "format": "binary"},
             **{n: {"type": t, "description": d} for n, t, d in LIST_PARAMS}}}}}}})
 async def search_by_upload(DatasetId: str, request: Request,
-                           ctx: ApiContext = Depends(deps.context)) -> dict[str, Any]:
+                           ctx: ApiContext = Depends(deps.context)) -> PaiJSONResponse:
     """ListDatasetFileMetas with an uploaded query image (multipart field ``Image``); the other
     parameters may come as form fields or in the query string. Page 2 re-sends the image."""
     form = await request.form()
@@ -131,7 +134,8 @@ async def search_by_upload(DatasetId: str, request: Request,
             upload = await value.read() or None
         else:
             fields.append((name, value))
-    return await run_in_threadpool(_search, ctx, request, DatasetId, _params(fields), upload)
+    return PaiJSONResponse(await run_in_threadpool(_search, ctx, request, DatasetId,
+                                                   _params(fields), upload))
 
 
 @router.get("/{DatasetFileMetaId}")
