@@ -51,6 +51,19 @@ CONNECTION_TYPES = [
             {"host": "http://vllm:8000/v1"}),
     },
     {
+        "connection-type": "mmdm_clip",
+        "hook-class-name": "mmdm.airflow_plugin.hooks.models.ClipHook",
+        "hook-name": "CLIP model, in process (mmdm)",
+        "conn-fields": {
+            "model": _field("Model (hub name or checkpoint folder)",
+                            default="openai/clip-vit-base-patch32"),
+            "device": _field("Device", default="cpu"),
+            "batch_size": _field("Images per forward pass", ["integer", "null"], minimum=1),
+        },
+        "ui-field-behaviour": _form(
+            ["host", "schema", "port", "login", "password", "extra"], {}, {}),
+    },
+    {
         "connection-type": "mmdm_eas",
         "hook-class-name": "mmdm.airflow_plugin.hooks.models.EasEmbeddingHook",
         "hook-name": "PAI-EAS embedding service (mmdm)",

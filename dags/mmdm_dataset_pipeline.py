@@ -5,8 +5,8 @@ run's parameters) and ``mmdm_dataset_pipeline_incremental`` (hourly, Increment: 
 changed or failed files cost model calls). Connections decide the backends: with none defined
 this runs on the embedded defaults (PostgreSQL with pgvector, the offline local model); define
 ``mmdm_metadata_default`` (postgres), ``mmdm_dashscope_default``, ``mmdm_embedding_default``
-(DashScope or EAS) and ``mmdm_vectors_default`` (Milvus or Elasticsearch) for production.
-The export's Asset triggers ``mmdm_training``.
+(DashScope, EAS, OpenAI-compatible or CLIP) and ``mmdm_vectors_default`` (Milvus or
+Elasticsearch) for production. The export's Asset triggers ``mmdm_training``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Model clients: VLM taggers and multimodal embedders (DashScope, PAI-EAS GME, offline local).
+"""Model clients: VLM taggers and multimodal embedders (DashScope, PAI-EAS GME, OpenAI-compatible
+servers, an in-process CLIP model, offline local).
 
 ``open_tagger`` / ``open_embedder`` build one from a connection's plain settings. Settings are
 read by name with a type, so a URI-form connection (every value a string) works, and a key this
@@ -20,17 +21,18 @@ from .base import (
     TagResult,
     l2_normalise,
 )
+from .clip import ClipEmbedder
 from .dashscope import DashScopeEmbedder, DashScopeTagger
 from .eas import EasGmeEmbedder
 from .local import LOCAL_TAG_DEFINITION, LocalImageEmbedder, LocalPixelTagger
 from .openai_compat import OpenAIEmbedder, OpenAITagger
 
-KINDS = ("dashscope", "eas", "openai", "local")
+KINDS = ("dashscope", "eas", "openai", "clip", "local")
 
 __all__ = [
-    "KINDS", "LOCAL_TAG_DEFINITION", "DashScopeEmbedder", "DashScopeTagger", "EasGmeEmbedder",
-    "Embedder", "ImageInput", "LocalImageEmbedder", "LocalPixelTagger", "OpenAIEmbedder",
-    "OpenAITagger", "TagDefinition",
+    "KINDS", "LOCAL_TAG_DEFINITION", "ClipEmbedder", "DashScopeEmbedder", "DashScopeTagger",
+    "EasGmeEmbedder", "Embedder", "ImageInput", "LocalImageEmbedder", "LocalPixelTagger",
+    "OpenAIEmbedder", "OpenAITagger", "TagDefinition",
     "TagParseError", "TagResult", "Tagger", "l2_normalise", "open_embedder", "open_tagger",
 ]
 
@@ -78,7 +80,8 @@ def open_tagger(kind: str, **settings: Any) -> Tagger:
     ``timeout``, ``temperature``, ``max_tokens``) or ``local`` (no settings).
 
     Raises:
-        ConfigError: an unknown kind, a kind that cannot tag (``eas``), or bad settings.
+        ConfigError: an unknown kind, a kind that cannot tag (``eas``, ``clip``), or bad
+            settings.
     """
     kind = _kind(kind)
     if kind == "dashscope":
@@ -91,6 +94,9 @@ def open_tagger(kind: str, **settings: Any) -> Tagger:
             "temperature": float, "max_tokens": int}, required=("base_url", "model")))
     if kind == "local":
         return LocalPixelTagger()
+    if kind == "clip":
+        raise ConfigError("a CLIP model makes embeddings only; tag with 'dashscope', 'openai' "
+                          "or 'local', or zero-shot over its embeddings")
     raise ConfigError("an EAS GME service makes embeddings only; tag with 'dashscope' or "
                       "'local'")
 
@@ -99,11 +105,12 @@ def open_embedder(kind: str, **settings: Any) -> Embedder:
     """An embedder: ``dashscope`` (``api_key``, ``model``, ``base_url``, ``workspace``,
     ``dimension``, ``timeout``), ``eas`` (``endpoint``, ``token``, ``model``, ``dimension``,
     ``timeout``, ``max_batch``), ``openai`` (``base_url``, ``model``, ``dimension``,
-    ``api_key``, ``image_input``, ``supports_text``, ``max_batch``, ``timeout``) or ``local``
-    (``dimension``).
+    ``api_key``, ``image_input``, ``supports_text``, ``max_batch``, ``timeout``), ``clip``
+    (``model``: a hub name or a checkpoint folder, ``device``, ``batch_size``; in this process,
+    needs ``pip install 'mmdm[clip]'``) or ``local`` (``dimension``).
 
     Raises:
-        ConfigError: an unknown kind or bad settings.
+        ConfigError: an unknown kind, bad settings, or a CLIP checkpoint that cannot be loaded.
     """
     kind = _kind(kind)
     if kind == "dashscope":
@@ -119,4 +126,7 @@ def open_embedder(kind: str, **settings: Any) -> Embedder:
             "base_url": str, "model": str, "dimension": int, "api_key": str,
             "image_input": str, "supports_text": _flag, "max_batch": int, "timeout": float},
             required=("base_url", "model", "dimension")))
+    if kind == "clip":
+        return ClipEmbedder(**_read(settings, {"model": str, "device": str, "batch_size": int},
+                                    required=("model",)))
     return LocalImageEmbedder(**_read(settings, {"dimension": int}))

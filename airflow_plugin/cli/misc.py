@@ -57,8 +57,8 @@ def add_commands(sub, command) -> None:  # type: ignore[no-untyped-def]
                                         "(dataset.jsonl + images/)")
     ev.add_argument("--data", required=True, help="folder holding dataset.jsonl and images/")
     ev.add_argument("--connection", default="local",
-                    help="Airflow connection id (mmdm_dashscope / mmdm_eas), or 'local' for "
-                         "the offline model (default)")
+                    help="Airflow connection id (mmdm_dashscope / mmdm_eas / mmdm_openai / "
+                         "mmdm_clip), or 'local' for the offline model (default)")
     ev.add_argument("--model", help="model name on the connection")
     ev.add_argument("--dimension", type=int, help="vector size where the model offers several")
     ev.add_argument("--prefix", default="", help="text sent before each tag (an instruction)")

@@ -1,5 +1,6 @@
-"""Model connections: DashScope (Qwen-VL, multimodal embeddings), a PAI-EAS GME service, and
-any OpenAI-compatible server (vLLM, SGLang, Ollama, LM Studio, DashScope's compatible mode)."""
+"""Model connections: DashScope (Qwen-VL, multimodal embeddings), a PAI-EAS GME service, any
+OpenAI-compatible server (vLLM, SGLang, Ollama, LM Studio, DashScope's compatible mode), and a
+CLIP checkpoint run in the worker's own process."""
 
 from __future__ import annotations
 
@@ -129,10 +130,42 @@ class OpenAICompatibleHook(BaseHook):
             supports_text=extra.get("supports_text"), **cls.settings(conn))
 
 
+class ClipHook(BaseHook):
+    """A CLIP checkpoint run in the worker's own process with Hugging Face ``transformers``
+    (``pip install 'mmdm[clip]'``): image and text embeddings, no service and no key.
+
+    Fields: extras ``model`` (a hub name such as ``openai/clip-vit-base-patch32``, or a folder
+    holding a saved checkpoint; with ``HF_HUB_OFFLINE=1`` nothing is downloaded), ``device``
+    (``cpu`` by default, or ``cuda``, ``cuda:1``, ...) and ``batch_size`` (images per forward
+    pass, default 16).
+
+    :param clip_conn_id: connection id.
+    """
+
+    conn_name_attr = "clip_conn_id"
+    default_conn_name = "mmdm_clip_default"
+    conn_type = "mmdm_clip"
+    hook_name = "CLIP model, in process (mmdm)"
+
+    def __init__(self, clip_conn_id: str = default_conn_name):
+        super().__init__()
+        self.clip_conn_id = clip_conn_id
+
+    @staticmethod
+    def embedder(conn: Connection, model: str | None = None) -> Embedder:
+        extra = conn.extra_dejson
+        return open_embedder("clip", model=model or extra.get("model"),
+                             device=extra.get("device"), batch_size=extra.get("batch_size"))
+
+    def get_embedder(self, model: str | None = None) -> Embedder:
+        return self.embedder(self.get_connection(self.clip_conn_id), model)
+
+
 def embedder_for(conn_id: str | None = DEFAULT_EMBEDDING_CONN, model: str | None = None,
                  dimension: int | None = None) -> Embedder:
-    """The embedder a DashScope or EAS connection names; the offline local model when there is
-    none (``None``, ``"local"``, or the default id undefined)."""
+    """The embedder a DashScope, EAS, OpenAI-compatible or CLIP connection names; the offline
+    local model when there is none (``None``, ``"local"``, or the default id undefined). A CLIP
+    model's dimension is its checkpoint's."""
     conn = optional_connection(conn_id, DEFAULT_EMBEDDING_CONN)
     if conn is None:
         return open_embedder("local", dimension=dimension)
@@ -143,6 +176,8 @@ def embedder_for(conn_id: str | None = DEFAULT_EMBEDDING_CONN, model: str | None
         return EasEmbeddingHook.embedder(conn)
     if conn.conn_type == OpenAICompatibleHook.conn_type:
         return OpenAICompatibleHook.embedder(conn, model, dimension)
+    if conn.conn_type == ClipHook.conn_type:
+        return ClipHook.embedder(conn, model)
     raise ConfigError(f"connection {conn_id!r} ({conn.conn_type}) is not an embedding service")
 
 

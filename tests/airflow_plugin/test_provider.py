@@ -14,8 +14,8 @@ def test_provider_info_declares_every_connection_form():
     info = get_provider_info()
     assert info["package-name"] == "mmdm" and info["versions"]
     types = {c["connection-type"]: c for c in info["connection-types"]}
-    assert set(types) == {"mmdm_dashscope", "mmdm_eas", "mmdm_openai", "mmdm_milvus",
-                          "mmdm_oss", "mmdm_metadata"}
+    assert set(types) == {"mmdm_dashscope", "mmdm_eas", "mmdm_openai", "mmdm_clip",
+                          "mmdm_milvus", "mmdm_oss", "mmdm_metadata"}
     for conn in types.values():
         module, _, name = conn["hook-class-name"].rpartition(".")
         hook = getattr(importlib.import_module(module), name)
@@ -52,8 +52,8 @@ def test_airflow_lists_the_provider_and_the_plugin(airflow_db):
 
     manager = ProvidersManager()
     assert "mmdm" in manager.providers
-    assert {"mmdm_dashscope", "mmdm_eas", "mmdm_openai", "mmdm_milvus", "mmdm_oss",
-            "mmdm_metadata"} <= set(manager.hooks)
+    assert {"mmdm_dashscope", "mmdm_eas", "mmdm_openai", "mmdm_clip", "mmdm_milvus",
+            "mmdm_oss", "mmdm_metadata"} <= set(manager.hooks)
     plugins = plugins_manager.get_plugin_info()
     assert any(p["name"] == "mmdm" for p in plugins)
 
