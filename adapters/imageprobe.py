@@ -95,6 +95,9 @@ def probe_image(
             raise NeedMoreBytes from exc
         if size == 0:
             raise ProbeError("empty-file", "the file is empty") from exc
+        if isinstance(exc, UnidentifiedImageError):  # its message names a memory address
+            raise ProbeError("not-an-image", "cannot identify an image: not a "
+                             f"{', '.join(_PLUGINS[:-1])} or {_PLUGINS[-1]} file") from exc
         raise ProbeError("not-an-image", f"cannot identify an image: {exc}") from exc
     if width * height > max_pixels:
         raise ProbeError("decompression-bomb",

@@ -66,8 +66,8 @@ MUTANTS = [
            'if payload.get("m") != mode:',
            ("tests/query/test_planner.py", "tests/adapters/test_search.py")),
     Mutant("paging-negative-total", "adapters/search.py",
-           "if _is_int(total) and total >= 0 and isinstance(sort, bool):",
-           "if _is_int(total) and isinstance(sort, bool):",
+           "if _is_int(total) and total >= 0 and isinstance(sort, bool) and isinstance(",
+           "if _is_int(total) and isinstance(sort, bool) and isinstance(",
            ("tests/adapters/test_search.py",)),
     Mutant("search-cache-ignores-the-shape", "adapters/search.py",
            "                 tuple(sorted(kw.items())))",
@@ -81,6 +81,14 @@ MUTANTS = [
            "shape = (key, self.store.dialect, dataset_id, version,",
            "shape = (self.store.dialect, dataset_id, version,",
            ("tests/adapters/test_search.py",)),
+    Mutant("pg-batch-first-duplicate-wins", "adapters/metadata/postgres.py",
+           "rows = list({tuple(r[i] for i in scope): r for r in rows}.values())",
+           "rows = list({tuple(r[i] for i in scope): r for r in reversed(rows)}.values())",
+           ("tests/adapters/test_metadata_store.py",)),
+    Mutant("pg-batch-staging-kept", "adapters/metadata/postgres.py",
+           'cur.execute("TRUNCATE file_metas_incoming")',
+           "pass",
+           ("tests/adapters/test_metadata_store.py",)),
     # -- FileMetaBuild ---------------------------------------------------------------------
     Mutant("scan-size-alone-proves-unchanged", "adapters/scan.py",
            'return (status == "ACTIVE" and size == obj.size and mtime == obj.mtime_ms',
@@ -106,6 +114,14 @@ MUTANTS = [
            "if not prefix and not os.access(start, os.R_OK | os.X_OK):",
            "if False:",
            ("tests/adapters/test_scan_permissions.py",)),
+    Mutant("scan-processes-never-used", "adapters/scan.py",
+           "pool = self._pool() if len(objs) >= PROCESS_BATCH else None",
+           "pool = None",
+           ("tests/adapters/test_scan_processes.py",)),
+    Mutant("scan-dead-worker-fails-the-job", "adapters/scan.py",
+           "except BrokenProcessPool:  # a worker was killed (out of memory): go on inline",
+           "except ZeroDivisionError:",
+           ("tests/adapters/test_scan_processes.py",)),
     # -- jobs ----------------------------------------------------------------------------
     Mutant("tags-user-hidden-ignored", "adapters/metadata/work.py",
            '"tags_all": self._encode_tags(effective_tags(ai, user, deleted)), **extra}',
@@ -170,13 +186,14 @@ def _copy(tmp: Path) -> tuple[Path, Path]:
     return src, pkg.parent
 
 
-def _run(src: Path, path: Path, tests: tuple[str, ...]) -> tuple[bool, float]:
+def _run(src: Path, path: Path, tests: tuple[str, ...]) -> tuple[bool, float, str]:
+    """Whether ``tests`` pass on the copy, how long they took, and the end of their output."""
     env = {**os.environ, "PYTHONPATH": str(path)}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                            f"--basetemp={src.parent / 'pytest'}", *tests],
                           cwd=src, env=env, capture_output=True, text=True)
-    return done.returncode == 0, time.monotonic() - started
+    return done.returncode == 0, time.monotonic() - started, done.stdout[-3000:]
 
 
 def main(prefixes: list[str]) -> int:
@@ -200,7 +217,7 @@ def main(prefixes: list[str]) -> int:
                 continue
             file.write_text(text.replace(m.original, m.mutated))
             try:
-                passed, seconds = _run(src, path, m.tests)
+                passed, seconds, _ = _run(src, path, m.tests)
             finally:
                 file.write_text(text)
             print(f"{m.name:36} {'MISSED' if passed else 'caught'}  {seconds:5.1f} s", flush=True)
@@ -208,8 +225,10 @@ def main(prefixes: list[str]) -> int:
                 missed.append(m.name)
         # The unmutated copy must pass the same tests, or "caught" means nothing.
         tests = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-        baseline, seconds = _run(src, path, tests)
+        baseline, seconds, output = _run(src, path, tests)
         print(f"{'baseline (no mutant)':36} {'passes' if baseline else 'FAILS'}  {seconds:5.1f} s")
+        if not baseline:
+            print(output)
     print(f"{len(chosen) - len(missed)} of {len(chosen)} mutants caught in "
           f"{time.monotonic() - started:.0f} s" + (f"; missed: {', '.join(missed)}" if missed
                                                     else ""))

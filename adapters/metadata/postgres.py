@@ -16,6 +16,11 @@ from .store import MetadataStore
 # version turns lossy: ANDed with a folder substring it made the engine recheck 1M rows for
 # 12k candidates (bench/dsl.py --explain, before file_dirs).
 MIN_WORK_MEM = "64MB"
+# Upserts of at least this many file metas go through COPY into a staging table and one
+# INSERT ... SELECT: one statement per batch instead of one per row, so PostgreSQL's per-statement
+# work and the folders trigger (FOR EACH STATEMENT) run once per batch, not once per file.
+COPY_FROM_ROWS = 64
+_SCOPE = ("dataset_id", "dataset_version", "uri")
 SCHEMA_LOCK = 0x6D6D646D  # "mmdm"
 
 
@@ -69,6 +74,25 @@ class PostgresMetadataStore(MetadataStore):
     def _schema_version(self) -> int:
         row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
+
+    def _upsert_rows(self, cols: Sequence[str], conflict: str, rows: list[tuple]) -> None:
+        if len(rows) < COPY_FROM_ROWS:
+            return super()._upsert_rows(cols, conflict, rows)
+        # One statement may not update a row twice: the last of a file's rows wins, as with
+        # a statement per row.
+        scope = [cols.index(c) for c in _SCOPE]
+        rows = list({tuple(r[i] for i in scope): r for r in rows}.values())
+        names = ", ".join(cols)
+        with self._lock, self._conn.cursor() as cur:  # inside the caller's transaction
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS file_metas_incoming ON COMMIT DELETE "
+                        f"ROWS AS SELECT {names} FROM file_metas WITH NO DATA")
+            cur.execute("TRUNCATE file_metas_incoming")  # an earlier batch of this transaction
+            with cur.copy(f"COPY file_metas_incoming ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(f"INSERT INTO file_metas ({names}) SELECT {names} FROM "
+                        f"file_metas_incoming {conflict}")
+        return None
 
     def executemany(self, sql, rows) -> None:  # type: ignore[override]
         with self._lock, self._conn.cursor() as cur:

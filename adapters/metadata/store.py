@@ -313,15 +313,17 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
                   ("file_meta_id", "dataset_id", "dataset_version", "uri")]
         if any(c in update for c in ("tags_ai", "tags_user", "tags_user_delete_ai")):
             update = list(dict.fromkeys([*update, "tags_all"]))
-        sql = (
-            f"INSERT INTO file_metas ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            "ON CONFLICT (dataset_id, dataset_version, uri) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in update)
-        )
+        conflict = ("ON CONFLICT (dataset_id, dataset_version, uri) DO UPDATE SET "
+                    + ", ".join(f"{c} = excluded.{c}" for c in update))
         rows = [self._meta_row(m) for m in metas]
         if rows:
             with self.transaction():
-                self.executemany(sql, rows)
+                self._upsert_rows(cols, conflict, rows)
+
+    def _upsert_rows(self, cols: Sequence[str], conflict: str, rows: list[tuple]) -> None:
+        """``INSERT INTO file_metas (cols) ... conflict`` for every row, later rows winning."""
+        self.executemany(f"INSERT INTO file_metas ({', '.join(cols)}) VALUES "
+                         f"({', '.join('?' * len(cols))}) {conflict}", rows)
 
     _META_SELECT = ", ".join(("pk", *FILE_META_COLUMNS))
 

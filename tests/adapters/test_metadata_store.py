@@ -219,3 +219,44 @@ def test_postgres_store_raises_work_mem_but_never_lowers_it(pg_dsn, options, exp
         assert store.fetchone("SHOW work_mem") == (expected,)
     finally:
         store.close()
+
+
+def _batch(ds: str, n: int, **kw) -> list[FileMeta]:
+    names = ["plain.jpg", "tab\there.jpg", "new\nline.jpg", "back\\slash.jpg", "quote'\".jpg",
+             "ünï cødé.jpg", "comma,{brace}.jpg"]
+    return [_meta(ds, f"{i:03d}-{names[i % len(names)]}", data_size=i,
+                  meta_attributes={"ImageWidth": i, "Note": names[i % len(names)]},
+                  tags_ai=[f"t{i % 3}", "a,b"] if i % 2 else [], description=None if i % 4
+                  else f"d {i}", **kw) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [3, 150])  # PostgreSQL COPYs batches of 64 or more
+def test_a_batch_upsert_stores_what_row_by_row_upserts_store(store, dataset, n):
+    from mmdm.query import parse
+    from mmdm.adapters.search import SearchService
+
+    ds = dataset.dataset_id
+    metas = _batch(ds, n)
+    stale = _meta(ds, metas[0].file_name, data_size=-1)  # a file twice in a batch: last wins
+    with store.transaction():  # two batches in one transaction, a file in both
+        store.upsert_file_metas(metas[: n // 2])
+        store.upsert_file_metas([stale, *metas[n // 2:], metas[0]])
+    for meta in metas:
+        got = store.get_file_meta(meta.file_meta_id)
+        assert got == FileMeta(**{**meta.__dict__, "pk": got.pk}), meta.file_name
+    assert store.count_file_metas(ds, "v1") == n
+
+    rescanned = [_meta(ds, m.file_name, data_size=m.data_size + 1000) for m in metas]
+    store.upsert_file_metas(rescanned, update_columns=SCAN_COLUMNS)
+    for meta in metas:
+        got = store.get_file_meta(meta.file_meta_id)
+        assert (got.data_size, got.tags_ai, got.description) == (
+            meta.data_size + 1000, meta.tags_ai, meta.description)
+    page = SearchService(store).search(ds, "v1", parse("FileDir:'data' AND MaxResults=100"))
+    assert page.total_count == n  # the folders the batch wrote are searchable
+
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.upsert_file_metas(_batch(ds, n + 10)[n:] + _batch(ds, n))
+            raise RuntimeError("boom")
+    assert store.count_file_metas(ds, "v1") == n
