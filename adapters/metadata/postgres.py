@@ -94,6 +94,12 @@ class PostgresMetadataStore(MetadataStore):
                         f"file_metas_incoming {conflict}")
         return None
 
+    def _add_seen(self, pks: Sequence[int]) -> None:
+        # One statement per batch: a statement per key made an unchanged re-scan of 100k
+        # files cost 7 s here against 2 s on SQLite.
+        self.execute("INSERT INTO scan_seen (pk) SELECT unnest(?::bigint[]) "
+                     "ON CONFLICT (pk) DO NOTHING", (list(pks),))
+
     def executemany(self, sql, rows) -> None:  # type: ignore[override]
         with self._lock, self._conn.cursor() as cur:
             cur.executemany(self._sql(sql), list(rows))
