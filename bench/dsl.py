@@ -18,6 +18,7 @@ search answers: exact up to ``EXACT_COUNT_UP_TO`` matches, past it the planner's
     python bench/dsl.py                      # 1M rows
     python bench/dsl.py --rows 10000000      # 10M; the baseline runs on the first 1M, scaled
     python bench/dsl.py --rows 100000 --explain --engines postgres
+    python bench/dsl.py --rows 10000000 --engines postgres --pg embedded   # the default store
     python bench/dsl.py --rows 10000000 --engines postgres --keep-pg mmdm_bench_10m
         # loads once into that database and keeps it; later runs with the flag reuse it
 """
@@ -25,13 +26,16 @@ search answers: exact up to ``EXACT_COUNT_UP_TO`` matches, past it the planner's
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from urllib.parse import urlsplit
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +47,7 @@ import duckdb  # noqa: E402
 import psycopg  # noqa: E402
 
 from mmdm.adapters.metadata import MetadataStore, open_store  # noqa: E402
+from mmdm.adapters.metadata.embedded import embedded_postgres_url  # noqa: E402
 from mmdm.adapters.search import SearchService, sorting_pays  # noqa: E402
 from bench import dsl_data  # noqa: E402
 from mmdm.query import Query, compile_sql, parse, select_rows  # noqa: E402
@@ -189,7 +194,7 @@ def create_pg(admin: str, name: str | None = None) -> tuple[str, bool]:
                               (name,)).fetchone() is not None
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.rsplit("/", 1)[0] + "/" + name, exists
+    return urlsplit(admin)._replace(path="/" + name).geturl(), exists
 
 
 def reuse_pg(dsn: str, n: int) -> tuple[MetadataStore, str, float, float]:
@@ -204,7 +209,7 @@ def reuse_pg(dsn: str, n: int) -> tuple[MetadataStore, str, float, float]:
 
 def drop_pg(admin: str, dsn: str) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(dsn).path[1:]}" WITH (FORCE)')
 
 
 def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
@@ -315,7 +320,9 @@ def baseline(rows: list[dict[str, Any]], records: list[dict[str, Any]], name: st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                    help="an admin URL, or 'embedded' for an embedded server (the default "
+                         "store) in a temporary folder")
     ap.add_argument("--engines", default="postgres,sqlite")
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--baseline-rows", type=int, default=1_000_000,
@@ -324,6 +331,10 @@ def main() -> None:
     ap.add_argument("--keep-pg", metavar="NAME",
                     help="load into this PostgreSQL database and keep it (reused if loaded)")
     args = ap.parse_args()
+    if args.pg == "embedded":
+        folder = tempfile.mkdtemp(prefix="mmdm-bench-dsl-pg-")
+        atexit.register(shutil.rmtree, folder, True)  # runs after the server's own exit handler
+        args.pg = embedded_postgres_url(folder + "/pg")
     engines = [e for e in args.engines.split(",") if e]
     base_n = min(args.rows, args.baseline_rows)
     print(f"{args.rows:,} rows; baseline over {base_n:,} rows in memory"
