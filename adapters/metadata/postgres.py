@@ -92,7 +92,6 @@ class PostgresMetadataStore(MetadataStore):
                     copy.write_row(row)
             cur.execute(f"INSERT INTO file_metas ({names}) SELECT {names} FROM "
                         f"file_metas_incoming {conflict}")
-        return None
 
     def _add_seen(self, pks: Sequence[int]) -> None:
         # One statement per batch: a statement per key made an unchanged re-scan of 100k
