@@ -214,7 +214,8 @@ class _Examiner:
         self.local = isinstance(storage, LocalStorage)
         self._driver = ThreadPoolExecutor(1)
         self._threads = None if self.local else ThreadPoolExecutor(workers or 8)
-        self._process_count = workers or os.cpu_count() or 1
+        # One per core, at most 8: a default batch (2,000 files) is 8 chunks.
+        self._process_count = workers or min(os.cpu_count() or 1, 8)
         self._processes: ProcessPoolExecutor | None = None
         self._no_processes = self._process_count < 2 or not self.local
 
@@ -462,7 +463,7 @@ def build_file_metas(
         batch_size: files per store round trip and commit.
         workers: threads reading and probing OSS files while the main thread writes
             (default 8); for local files, the processes examining large batches (default:
-            one per core; 1 examines them inline).
+            one per core, at most 8; 1 examines them inline).
         max_pixels: images with more pixels are rejected as decompression bombs
             (default: Pillow's ``Image.MAX_IMAGE_PIXELS``).
         allow_empty: let a listing with no files mark every file of the version DELETED;
