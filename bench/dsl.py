@@ -12,8 +12,9 @@ already in memory as dicts, warm, median of three runs (no load time counted), a
 over the same rows exported as a JSONL file and loaded into a DuckDB table (its load time
 printed; the query timed warm, median of three; ``pip install -e '.[bench]'``). Counts are
 checked against the plain filter, DuckDB and the reference evaluator. Last, the TotalCount a
-search answers: exact up to ``EXACT_COUNT_UP_TO`` matches, past it the planner's estimate
-(printed), beside the exact ``count`` it saves.
+search answers (``SearchService._total``: exact, or past ``QUICK_COUNT_UP_TO`` matches the
+planner's estimate when it expects ``EXACT_COUNT_UP_TO`` or more, printed), beside the exact
+``count`` it saves.
 
     python bench/dsl.py                      # 1M rows
     python bench/dsl.py --rows 10000000      # 10M; the baseline runs on the first 1M, scaled
@@ -48,6 +49,7 @@ import psycopg  # noqa: E402
 
 from mmdm.adapters.metadata import MetadataStore, open_store  # noqa: E402
 from mmdm.adapters.metadata.embedded import embedded_postgres_url  # noqa: E402
+from mmdm.adapters import search as search_module  # noqa: E402
 from mmdm.adapters.search import SearchService, sorting_pays  # noqa: E402
 from bench import dsl_data  # noqa: E402
 from mmdm.query import Query, compile_sql, parse, select_rows  # noqa: E402
@@ -328,9 +330,12 @@ def main() -> None:
     ap.add_argument("--baseline-rows", type=int, default=1_000_000,
                     help="rows the Python baseline filters (scaled up to --rows)")
     ap.add_argument("--explain", action="store_true", help="print PostgreSQL plans")
+    ap.add_argument("--exact-count-up-to", type=int, default=search_module.EXACT_COUNT_UP_TO,
+                    help="where a search's TotalCount turns into the planner's estimate")
     ap.add_argument("--keep-pg", metavar="NAME",
                     help="load into this PostgreSQL database and keep it (reused if loaded)")
     args = ap.parse_args()
+    search_module.EXACT_COUNT_UP_TO = args.exact_count_up_to
     if args.pg == "embedded":
         folder = tempfile.mkdtemp(prefix="mmdm-bench-dsl-pg-")
         atexit.register(shutil.rmtree, folder, True)  # runs after the server's own exit handler

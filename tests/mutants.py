@@ -89,6 +89,10 @@ MUTANTS = [
            'cur.execute("TRUNCATE file_metas_incoming")',
            "pass",
            ("tests/adapters/test_metadata_store.py",)),
+    Mutant("count-trusts-every-estimate", "adapters/search.py",
+           "if estimate < EXACT_COUNT_UP_TO:  # few expected: count on, the figure may be far off",
+           "if False:",
+           ("tests/api/test_estimated_counts.py",)),
     # -- FileMetaBuild ---------------------------------------------------------------------
     Mutant("scan-size-alone-proves-unchanged", "adapters/scan.py",
            'return (status == "ACTIVE" and size == obj.size and mtime == obj.mtime_ms',

@@ -187,7 +187,7 @@ def _search_command(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--all", action="store_true", help="every match, not one page")
     p.add_argument("--explain", action="store_true", help="print the plan that ran")
     p.add_argument("--exact-count", action="store_true",
-                   help="count every match (past 10,000 the total is an estimate)")
+                   help="count every match (else a broad filter's total may be an estimate)")
 
 
 def build_parser() -> argparse.ArgumentParser:

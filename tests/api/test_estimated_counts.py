@@ -1,7 +1,7 @@
 """TotalCount that does not scan: on PostgreSQL a TAG listing counts exactly up to a bound and
 past it answers the planner's estimate, flagged beside PAI's TotalCount; an exact count on
-request; NextToken pages keep the first page's figure and flag. The bound is lowered here so
-the 15-file version crosses it (bench/dsl.py measures the real one at scale)."""
+request; NextToken pages keep the first page's figure and flag. The bounds are lowered here so
+the 15-file version crosses them (bench/dsl.py measures the real ones at scale)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from mmdm.query import parse
 
 @pytest.fixture
 def low_bound(monkeypatch):
+    monkeypatch.setattr(search_module, "QUICK_COUNT_UP_TO", 2)
     monkeypatch.setattr(search_module, "EXACT_COUNT_UP_TO", 5)
 
 
 def test_past_the_bound_the_count_is_an_estimate_and_says_so(client, metas_url, low_bound):
     first = client.get(metas_url, params={"MaxResults": 4}).json()
-    assert first["TotalCountIsEstimate"] is True and first["TotalCount"] >= 6  # counted 6
+    assert first["TotalCountIsEstimate"] is True and first["TotalCount"] >= 5
     second = client.get(metas_url, params={"MaxResults": 4,
                                            "NextToken": first["NextToken"]}).json()
     assert second["TotalCountIsEstimate"] is True  # the token carries figure and flag
@@ -38,6 +39,29 @@ def test_the_plan_says_the_total_is_an_estimate(built, low_bound):
     assert page.total_is_estimate and "planner's estimate" in page.plan
     assert not search.search(built.dataset_id, "v1", parse("MaxResults=3"),
                              exact_count=True).total_is_estimate
+
+
+def test_the_planners_estimate_decides_whether_counting_goes_on(built, monkeypatch):
+    """Past QUICK_COUNT_UP_TO matches, a filter the planner expects fewer than
+    EXACT_COUNT_UP_TO for is counted on (its estimate may be far off); else the estimate is
+    the answer at once."""
+    from mmdm.query import compile_sql
+
+    query = parse("MaxResults=3")  # the 15 files
+    built.store.execute("ANALYZE file_metas")  # an estimate near 15, not the default 1
+    plain = compile_sql(query, "postgres", built.dataset_id, "v1")
+    [[plan]] = built.store.fetchall("EXPLAIN (FORMAT JSON) " + plain.sql, plain.params)
+    estimate = int(plan[0]["Plan"]["Plan Rows"])
+    assert estimate > 3
+    monkeypatch.setattr(search_module, "QUICK_COUNT_UP_TO", 2)
+
+    monkeypatch.setattr(search_module, "EXACT_COUNT_UP_TO", max(estimate + 1, 15))
+    page = SearchService(built.store).search(built.dataset_id, "v1", query)
+    assert (page.total_count, page.total_is_estimate) == (15, False)  # counted on
+
+    monkeypatch.setattr(search_module, "EXACT_COUNT_UP_TO", estimate)
+    page = SearchService(built.store).search(built.dataset_id, "v1", query)
+    assert (page.total_count, page.total_is_estimate) == (max(estimate, 3), True)
 
 
 def test_sqlite_counts_exactly(tmp_path, low_bound):

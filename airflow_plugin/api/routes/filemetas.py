@@ -66,8 +66,9 @@ LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("ThumbnailMode", "string", "ThumbnailUrl's mode, e.g. w_200 or m_fill,w_100,h_100"),
     ("IndexSetId", "string", "the index set a vector query searches (default: the version's "
                              "newest; see .../versions/{VersionName}/indexsets)"),
-    ("ExactTotalCount", "boolean", "count every match (default: past 10,000 matches "
-                                   "TotalCount is an estimate, TotalCountIsEstimate true)"),
+    ("ExactTotalCount", "boolean", "count every match (default: past 1,000 matches that "
+                                   "the planner puts at 10,000 or more, TotalCount is its "
+                                   "estimate, TotalCountIsEstimate true)"),
 )
 _OPENAPI = {"parameters": [
     {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
