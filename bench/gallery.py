@@ -30,6 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.page_cache import drop_page_cache  # noqa: E402
 from mmdm.adapters.metadata import FileMeta, open_store  # noqa: E402
 from mmdm.adapters.metadata.embedded import (  # noqa: E402
     release_embedded_postgres, workspace_store_url)
@@ -73,13 +74,9 @@ def generate(url: str, n: int, batch: int = 20_000) -> str:
 
 
 def evict() -> str:
-    subprocess.run(["sync"], check=True)
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
+    if drop_page_cache():
         return "the page cache emptied (drop_caches)"
-    except OSError:
-        return "the page cache NOT emptied (drop_caches needs root): cold is only a restart"
+    return "the page cache NOT emptied (drop_caches needs root): cold is only a restart"
 
 
 class Server:

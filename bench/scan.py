@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image  # noqa: E402
 
+from bench.page_cache import drop_page_cache  # noqa: E402
 from mmdm.adapters.metadata import open_store  # noqa: E402
 from mmdm.adapters.scan import build_file_metas  # noqa: E402
 
@@ -67,13 +68,8 @@ def generate(root: Path, n: int) -> None:
 
 def evict(root: Path, db: Path | None) -> str:
     """Empty the page cache of ``root``'s files (and ``db``); returns how."""
-    subprocess.run(["sync"], check=True)
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
+    if drop_page_cache():
         return "drop_caches"
-    except OSError:
-        pass
     paths = [Path(d) / f for d, _, files in os.walk(root) for f in files]
     if db is not None:
         paths += [p for p in db.parent.glob(db.name + "*")]
