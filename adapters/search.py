@@ -280,9 +280,10 @@ class SearchService:
         """
         return self.open_index(dataset_id, version)[0]
 
-    def open_index(self, dataset_id: str, version: str, index_set_id: str | None = None
-                   ) -> tuple[str, Embedder, VectorStore]:
-        """``(index set id, embedder, vector store)`` of the index set a search uses.
+    def open_index(self, dataset_id: str, version: str, index_set_id: str | None = None,
+                   content: str = "file") -> tuple[str, Embedder, VectorStore]:
+        """``(index set id, embedder, vector store)`` of the index set a search uses: the
+        named one, else the configured one, else the version's newest of ``content``.
 
         Raises:
             NotFoundError: no successful semantic index (by that id).
@@ -295,10 +296,10 @@ class SearchService:
                                   "model: configure the dataset's index connections")
             if wanted is not None:
                 return wanted, self.embedder, self.vector_store
-            index = find_index_set(self.store, dataset_id, version)
+            index = find_index_set(self.store, dataset_id, version, content=content)
             self._check_spec(index)
             return index.index_set_id, self.embedder, self.vector_store
-        index = find_index_set(self.store, dataset_id, version, wanted)
+        index = find_index_set(self.store, dataset_id, version, wanted, content)
         if index.index_set_id not in self._opened:
             self._opened[index.index_set_id] = self.index_opener(index)
         return (index.index_set_id, *self._opened[index.index_set_id])
@@ -446,10 +447,13 @@ class SearchService:
 
     def _sources(self, dataset_id: str, version: str, query: Query,
                  index: _Index) -> tuple[SqlFilter, StoreVectors]:
-        index_set, embedder, vector_store = self.open_index(dataset_id, version, index.set_id)
+        index_set, embedder, vector_store = self.open_index(
+            dataset_id, version, index.set_id, str(query.option("IndexContent", "file")))
+        factors = (float(query.option("TextFactor", 1.0)),
+                   float(query.option("ImageFactor", 1.0)))
         vector = query_vector(embedder, query.semantic, index.upload, lambda uri:
                               query_image_input(self.store, self.loader, dataset_id, version,
-                                                uri))
+                                                uri), factors)
         return (SqlFilter(self.store, query, dataset_id, version),
                 StoreVectors(vector_store, vector, index_set, dataset_id, version,
                              joined_filter(self.store, vector_store, query, dataset_id,

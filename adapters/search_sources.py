@@ -154,21 +154,28 @@ def embed_image(embedder: Embedder, image: ImageInput) -> np.ndarray:
 
 
 def query_vector(embedder: Embedder, semantic: Semantic | None, upload: bytes | None,
-                 image_for_uri: Callable[[str], ImageInput]) -> np.ndarray:
+                 image_for_uri: Callable[[str], ImageInput],
+                 factors: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """The query vector of a text, an image (a URI or uploaded bytes), or both.
 
-    Text and image together are fused, never one dropped: the mean of their unit vectors,
-    normalised again (the multimodal embedding models here put both in one space, and
-    ONE-PEACE's own fusion is such a weighted average)."""
-    vectors = []
-    if semantic is not None and semantic.text is not None:
-        vectors.append(embed_text(embedder, semantic.text))
+    Text and image together are fused, never one dropped, weighted by ``factors`` (text,
+    image): a model that fuses its inputs itself (ONE-PEACE) gets both in one request with
+    those factors; for the others it is the weighted mean of their unit vectors, normalised
+    again (the multimodal models here put both in one space)."""
+    text = semantic.text if semantic is not None else None
+    image = None
     if upload is not None:
-        vectors.append(embed_image(embedder, ImageInput("upload", upload,
-                                                        "application/octet-stream")))
+        image = ImageInput("upload", upload, "application/octet-stream")
     elif semantic is not None and semantic.image is not None:
-        vectors.append(embed_image(embedder, image_for_uri(str(semantic.image))))
-    assert vectors, "query_mode let a vector query through without input"
-    if len(vectors) == 1:
-        return vectors[0]
-    return l2_normalise(np.mean([l2_normalise(v) for v in vectors], axis=0))
+        image = image_for_uri(str(semantic.image))
+    assert text is not None or image is not None, \
+        "query_mode let a vector query through without input"
+    if image is None:
+        return embed_text(embedder, str(text))
+    if text is None:
+        return embed_image(embedder, image)
+    if getattr(embedder, "fuses_inputs", False):
+        return np.asarray(embedder.embed_fused(text, image, factors),  # type: ignore[attr-defined]
+                          dtype=np.float32)
+    vectors = [l2_normalise(embed_text(embedder, text)), l2_normalise(embed_image(embedder, image))]
+    return l2_normalise(np.average(vectors, axis=0, weights=factors))

@@ -18,6 +18,8 @@ from mmdm.adapters.errors import NotFoundError
 from mmdm.adapters.models import LOCAL_TAG_DEFINITION
 from mmdm.adapters.samples import generate_samples
 
+from .cli.output import out
+
 PROMPT = "pixel-statistics"
 DATASET = "quickstart-samples"
 
@@ -50,8 +52,8 @@ def prepare(workspace: Path, per_scene: int) -> None:
     samples = workspace / "samples"
     if not samples.exists():
         made = generate_samples(samples, per_scene=per_scene)
-        print(f"Generated {made['images']} sample images (+{made['other']} other files) "
-              f"in {samples}")
+        out(f"Generated {made['images']} sample images (+{made['other']} other files) "
+            f"in {samples}")
     store = MetadataStoreHook().get_store()
     try:
         store.get_dataset(DATASET)
@@ -94,34 +96,35 @@ def report(workspace: Path) -> None:
     for action in ("FileMetaBuild", "IntelligentTag", "SemanticIndex", "FileMetaExport"):
         job = jobs.get(action)
         if job:
-            print(f"{action:15} {job.job_id} {job.status}: {job.completed_file_count} done, "
-                  f"{job.failed_file_count} failed")
+            out(f"{action:15} {job.job_id} {job.status}: {job.completed_file_count} done, "
+                f"{job.failed_file_count} failed")
     tagged = store.fetchone("SELECT COUNT(*) FROM file_metas WHERE dataset_id = ? AND "
                             "tag_job_id IS NOT NULL", (ds.dataset_id,))[0]
     embedder = embedder_for()
     vectors = vector_store_for(None, "mmdm_file_vectors", embedder.dimension, store)
     search = SearchService(store, vector_store=vectors, embedder=embedder)
-    print(f"Files: {store.count_file_metas(ds.dataset_id, 'v1')}, tagged: {tagged}, vectors: "
-          f"{vectors.count(search.index_set_for(ds.dataset_id, 'v1'))}")
+    out(f"Files: {store.count_file_metas(ds.dataset_id, 'v1')}, tagged: {tagged}, vectors: "
+        f"{vectors.count(search.index_set_for(ds.dataset_id, 'v1'))}")
     dsl = "Tags.all='green' AND FileDir:'green' AND MaxResults=5"  # the park photos' colour
     page = search.search(ds.dataset_id, "v1", parse(dsl))
-    print(f"DSL search {dsl!r}: {page.total_count} matches, e.g. "
-          f"{[m.file_name for m, _ in page.items]}")
+    out(f"DSL search {dsl!r}: {page.total_count} matches, e.g. "
+        f"{[m.file_name for m, _ in page.items]}")
     probe = next(store.iter_file_metas(ds.dataset_id, "v1", batch_size=1))
     image_q = f"QueryImage='{probe.uri}' AND TopK=3"
     hits = search.search(ds.dataset_id, "v1", parse(image_q))
-    print(f"Image search like {probe.file_name}: "
-          f"{[(m.file_name, round(s or 0, 3)) for m, s in hits.items]}")
+    out(f"Image search like {probe.file_name}: "
+        f"{[(m.file_name, round(s or 0, 3)) for m, s in hits.items]}")
     export = jobs.get("FileMetaExport")
     if export:
-        print("Export:", json.dumps({k: export.result.get(k) for k in ("ManifestUri", "RowCount")}))
+        out("Export: " + json.dumps({k: export.result.get(k)
+                                     for k in ("ManifestUri", "RowCount")}))
 
 
 def quickstart(workspace: Path, per_scene: int = 8) -> int:
     configure_airflow(workspace)
-    print(f"Workspace: {workspace}")
+    out(f"Workspace: {workspace}")
     prepare(workspace, per_scene)
     states = run_dags()
-    print("DAG runs:", states)
+    out(f"DAG runs: {states}")
     report(workspace)
     return 0 if set(states.values()) == {"success"} else 1

@@ -146,6 +146,12 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     _opt("Status", Type.KEYWORD, Role.SCOPE, choices=("ACTIVE", "DELETED", "ALL")),
     _opt("Content", Type.TEXT, Role.SEMANTIC),
     _opt("QueryImage", Type.KEYWORD, Role.SEMANTIC, pai=False),
+    # Which vectors a VECTOR/MIX query ranks: the images', or their descriptions' (a second
+    # index set per version, see SemanticIndex contentList).
+    _opt("IndexContent", Type.KEYWORD, choices=("file", "description"), pai=False),
+    # How much the text and the image weigh in a query that has both (ONE-PEACE's "factor").
+    _opt("TextFactor", Type.NUMBER, bounds=(0.01, 100), pai=False),
+    _opt("ImageFactor", Type.NUMBER, bounds=(0.01, 100), pai=False),
     _opt("TopK", Type.NUMBER, bounds=(1, 5000)),
     _opt("ScoreThreshold", Type.NUMBER),
     _opt("QueryType", Type.KEYWORD, choices=("MIX", "TAG", "VECTOR")),
@@ -215,7 +221,8 @@ def _values(a: Attribute) -> str:
     if a.choices:
         return " / ".join(a.choices)
     if a.bounds:
-        return f"integer {a.bounds[0]:g}-{a.bounds[1]:g}"
+        kind = "integer" if a.name in INT_OPTIONS else "number"
+        return f"{kind} {a.bounds[0]:g}-{a.bounds[1]:g}"
     if a.pattern:
         return "OSS resize spec (`w_100`, `m_fill,w_100,h_100`, ...)"
     return _VALUE_DOCS[a.type]

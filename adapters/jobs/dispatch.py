@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidParameterError
+from ..errors import AdapterError, InvalidParameterError
 from ..export.exporter import as_query, iter_export_rows
 from ..export.importer import import_file_metas
 from ..export.job import run_export_job
@@ -26,7 +26,7 @@ from ..search import SearchService
 from ..storage import OssConfig
 from ..storage.roots import within_any
 from ..vectors.base import VectorStore
-from .indexing import run_index_job
+from .indexing import index_content, run_index_job
 from .tagging import run_revert_job, run_tagging_job
 
 # PAI's actions and the modes each allows (pai-compat: only tagging and indexing increment).
@@ -104,6 +104,11 @@ def check_job_request(store: MetadataStore, dataset_id: str, version: str, actio
         if (tag_job.dataset_id, tag_job.dataset_version) != (dataset_id, version):
             raise _bad("DatasetVersion", f"{tag_job.job_id} tagged {tag_job.dataset_id}/"
                        f"{tag_job.dataset_version}, not {dataset_id}/{version}")
+    elif action == "SemanticIndex":
+        try:
+            index_content(spec)
+        except AdapterError as exc:
+            raise _bad("JobSpec.contentList", str(exc)) from None
     elif action == "FileMetaExport":
         spec = {**spec, "exportDirUri": spec.get("exportDirUri") or resources.default_export_dir}
         if not within_any(spec["exportDirUri"], resources.export_roots):
@@ -170,7 +175,7 @@ def run_job(store: MetadataStore, job: Job, resources: JobResources,
             max_concurrency=int(spec.get("concurrency") or 5),
             oss_config=resources.oss_config, progress=progress, resume_job_id=job.job_id,
             connection_ids={"embeddingConnectionId": conn, "databaseConnectionId": db},
-        ).to_dict()
+            content=index_content(spec)).to_dict()
     if action == "FileMetaExport":
         return run_export_job(
             store, ds, version, export_dir_uri=spec["exportDirUri"],

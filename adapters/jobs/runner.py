@@ -93,6 +93,7 @@ class FileJobRunner(Generic[R]):
         page_size: int = 500,
         shard: tuple[int, int] | None = None,
         definition: tuple[str, int] | None = None,
+        index_set: str | None = None,
         claim: str | None = None,
         extra: Callable[[], dict[str, Any]] | None = None,
     ):
@@ -100,6 +101,7 @@ class FileJobRunner(Generic[R]):
         self.extra = extra  # what the job adds to its result (usage, ...), read at the end
         self.claim = claim or target  # the work jobs sharing a version split (see _units)
         self.definition = definition  # tagging: (prompt_id, revision), see pending_files
+        self.index_set = index_set  # description vectors: the set they go into
         self.job = job
         self.target = target
         self.concurrency = max(1, concurrency)
@@ -118,7 +120,8 @@ class FileJobRunner(Generic[R]):
             page = self.store.pending_files(
                 self.job.dataset_id, self.job.dataset_version, job_id=self.job.job_id,
                 target=self.target, mode=self.job.job_mode, after_pk=after,
-                limit=self.page_size, shard=self.shard, definition=self.definition)
+                limit=self.page_size, shard=self.shard, definition=self.definition,
+                index_set=self.index_set)
             for i in range(0, len(page), self.unit_size):
                 yield page[i:i + self.unit_size]
             if len(page) < self.page_size:
@@ -136,7 +139,8 @@ class FileJobRunner(Generic[R]):
                 self.job.dataset_id, self.job.dataset_version, job_id=self.job.job_id,
                 target=self.target, mode=self.job.job_mode, claim=self.claim,
                 after_pk=after, limit=self.unit_size * self.concurrency,
-                lost_after_s=LOST_AFTER_S, shard=self.shard, definition=self.definition)
+                lost_after_s=LOST_AFTER_S, shard=self.shard, definition=self.definition,
+                index_set=self.index_set)
             if last is None:
                 if swept or after == 0:
                     return
@@ -159,8 +163,8 @@ class FileJobRunner(Generic[R]):
         store.release_claims(job_id)  # a resumed job's earlier run left them in flight
         pending = store.count_pending(self.job.dataset_id, self.job.dataset_version,
                                       job_id=job_id, target=self.target, mode=self.job.job_mode,
-                                      shard=self.shard,
-                                      definition=self.definition)
+                                      shard=self.shard, definition=self.definition,
+                                      index_set=self.index_set)
         s.total = s.completed + s.failed + pending
         store.start_job(job_id, s.total)
         at_most = "up to " if store.shares_work else ""  # other jobs may take some

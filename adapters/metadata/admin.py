@@ -62,7 +62,8 @@ class AdminMixin:
         files = "SELECT pk FROM file_metas WHERE dataset_id = ? AND dataset_version = ?"
         jobs = "SELECT job_id FROM jobs WHERE dataset_id = ? AND dataset_version = ?"
         with self.transaction():
-            self.execute(f"DELETE FROM file_tag_sets WHERE file_pk IN ({files})", scope)
+            for table in ("file_tag_sets", "file_index_sets"):
+                self.execute(f"DELETE FROM {table} WHERE file_pk IN ({files})", scope)
             self.execute(f"DELETE FROM work_claims WHERE file_pk IN ({files})", scope)
             for table in ("job_logs", "job_files"):
                 self.execute(f"DELETE FROM {table} WHERE job_id IN ({jobs})", scope)

@@ -345,7 +345,6 @@ def _v8(dialect: str) -> list[str]:
     return ["CREATE TABLE service_secrets (name TEXT PRIMARY KEY, secret TEXT NOT NULL)"]
 
 
-# Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
 def _v9(dialect: str) -> list[str]:
     """PAI's DatasetJobConfig: JobSpec defaults per dataset (``dataset_version`` NULL) or per
     version, for one kind of job (see ``job_configs``)."""
@@ -364,7 +363,27 @@ def _v9(dialect: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+def _v10(dialect: str) -> list[str]:
+    """Vectors of a file's other contents (its description, for text-to-text and image-to-text
+    search): one row per (index set, file) holding the text that was embedded, so Increment
+    re-embeds a file whose description changed and drops the vector of one that lost it.
+    The image index keeps PAI's SemanticIndexJobId / SemanticIndexUpdateTime columns."""
+    t = _TYPES[dialect]
+    return [
+        f"""CREATE TABLE file_index_sets (
+            index_set_id TEXT NOT NULL,
+            file_pk {t['bigint']} NOT NULL,
+            job_id TEXT NOT NULL,
+            content TEXT NOT NULL,
+            update_time {t['bigint']} NOT NULL,
+            PRIMARY KEY (index_set_id, file_pk)
+        )""",
+        "CREATE INDEX file_index_sets_file ON file_index_sets (file_pk)",
+    ]
+
+
+# Each entry moves the schema from version i to i + 1. Append; never edit a released entry.
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

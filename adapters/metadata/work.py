@@ -27,15 +27,17 @@ class JobWorkMixin:
     def _pending_where(self: MetadataStore, dataset_id: str, dataset_version: str,
                        job_id: str, target: str, mode: str, shard: tuple[int, int] | None,
                        definition: tuple[str, int] | None = None,
-                       ) -> tuple[str, tuple[Any, ...]]:
+                       index_set: str | None = None) -> tuple[str, tuple[Any, ...]]:
         """SQL over ``file_metas f`` for the files the job still has to process, and its
         parameters.
 
         Increment tagging is per tag definition: a file is pending unless this revision of
         this definition tagged its current content (a new revision, another definition, a
-        changed file or an earlier failure all make it pending). Full skips only what was
-        done (by this definition revision, for tags) since the job was created: the files
-        another job running at the same time (on PostgreSQL) already sent to the model.
+        changed file or an earlier failure all make it pending). Description vectors
+        (``target="description"``, ``index_set`` named) are per index set: a file is pending
+        while its description is not the text last embedded into that set. Full skips only
+        what was done (by this definition revision, for tags) since the job was created: the
+        files another job running at the same time (on PostgreSQL) already sent to the model.
         """
         sql = ("f.dataset_id = ? AND f.dataset_version = ? AND f.status = 'ACTIVE' AND NOT EXISTS "
                "(SELECT 1 FROM job_files j WHERE j.job_id = ? AND j.file_key = f.file_meta_id)")
@@ -43,7 +45,20 @@ class JobWorkMixin:
         tagged = ("SELECT 1 FROM file_tag_sets s WHERE s.file_pk = f.pk AND s.prompt_id = ? "
                   "AND s.prompt_revision = ? AND s.file_fingerprint = f.file_fingerprint")
         since_created = "(SELECT create_time FROM jobs WHERE job_id = ?)"
-        if mode == "Increment" and target == "tag" and definition is not None:
+        embedded = ("SELECT 1 FROM file_index_sets s WHERE s.index_set_id = ? AND "
+                    "s.file_pk = f.pk AND s.content = f.description")
+        if target == "description":
+            if index_set is None or mode not in ("Full", "Increment"):
+                raise ValueError(f"description work needs an index set and JobMode Full or "
+                                 f"Increment, not {index_set!r}, {mode!r}")
+            sql += " AND f.description IS NOT NULL AND f.description <> ''"
+            if mode == "Increment":
+                sql += f" AND NOT EXISTS ({embedded})"
+                params += (index_set,)
+            else:
+                sql += f" AND NOT EXISTS ({embedded} AND s.update_time >= {since_created})"
+                params += (index_set, job_id)
+        elif mode == "Increment" and target == "tag" and definition is not None:
             sql += f" AND NOT EXISTS ({tagged})"
             params += definition
         elif mode == "Increment":  # new, changed since its last success, or failed before
@@ -69,12 +84,14 @@ class JobWorkMixin:
         self: MetadataStore, dataset_id: str, dataset_version: str, *, job_id: str,
         target: str, mode: str, after_pk: int = 0, limit: int = 500,
         shard: tuple[int, int] | None = None, definition: tuple[str, int] | None = None,
+        index_set: str | None = None,
     ) -> list[FileMeta]:
         """The next page of files the job still has to process (none it already reported).
-        ``definition``: the tag definition's ``(prompt_id, revision)`` a tagging job applies."""
+        ``definition``: the tag definition's ``(prompt_id, revision)`` a tagging job applies;
+        ``index_set``: the set a description job embeds into."""
         cols = ", ".join(f"f.{c}" for c in self._META_SELECT.split(", "))
         where, params = self._pending_where(dataset_id, dataset_version, job_id, target, mode,
-                                            shard, definition)
+                                            shard, definition, index_set)
         rows = self.fetchall(
             f"SELECT {cols} FROM file_metas f WHERE {where} AND f.pk > ? ORDER BY f.pk LIMIT ?",
             (*params, after_pk, limit),
@@ -85,6 +102,7 @@ class JobWorkMixin:
         self: MetadataStore, dataset_id: str, dataset_version: str, *, job_id: str,
         target: str, mode: str, claim: str, after_pk: int, limit: int, lost_after_s: float,
         shard: tuple[int, int] | None = None, definition: tuple[str, int] | None = None,
+        index_set: str | None = None,
     ) -> tuple[list[FileMeta], int | None]:
         """PostgreSQL: claim for ``claim`` (the work, e.g. one tag definition revision) up to
         ``limit`` pending files past ``after_pk`` that no live job holds (this one included:
@@ -99,7 +117,7 @@ class JobWorkMixin:
         is not sent to the model again.
         """
         where, params = self._pending_where(dataset_id, dataset_version, job_id, target, mode,
-                                            shard, definition)
+                                            shard, definition, index_set)
         cutoff = now_ms() - int(lost_after_s * 1000)
         live = ("j.finish_time IS NULL AND "
                 "COALESCE(j.heartbeat_time, j.start_time, j.create_time) >= ?")
@@ -140,11 +158,12 @@ class JobWorkMixin:
     def count_pending(self: MetadataStore, dataset_id: str, dataset_version: str, *,
                       job_id: str, target: str, mode: str,
                       shard: tuple[int, int] | None = None,
-                      definition: tuple[str, int] | None = None) -> int:
+                      definition: tuple[str, int] | None = None,
+                      index_set: str | None = None) -> int:
         """How many files the job has left; with other jobs sharing the work (PostgreSQL), an
         upper bound: they may process some of them."""
         where, params = self._pending_where(dataset_id, dataset_version, job_id, target, mode,
-                                            shard, definition)
+                                            shard, definition, index_set)
         row = self.fetchone(f"SELECT COUNT(*) FROM file_metas f WHERE {where}", params)
         return int(row[0])
 
@@ -270,11 +289,19 @@ class JobWorkMixin:
         return [k for (k,) in self.fetchall(
             "SELECT file_key FROM job_files WHERE job_id = ? AND state = 'DONE'", (job_id,))]
 
-    def redo_files(self: MetadataStore, job_id: str, file_meta_ids: Sequence[str]) -> None:
-        """Make files a job reported indexed pending again (their vectors were lost)."""
+    def redo_files(self: MetadataStore, job_id: str, file_meta_ids: Sequence[str],
+                   description_set: str | None = None) -> None:
+        """Make files a job reported indexed pending again (their vectors were lost);
+        ``description_set``: the description index set the job wrote into."""
         with self.transaction():
             self.executemany("DELETE FROM job_files WHERE job_id = ? AND file_key = ?",
                              [(job_id, k) for k in file_meta_ids])
+            if description_set is not None:
+                self.executemany(
+                    "DELETE FROM file_index_sets WHERE index_set_id = ? AND file_pk = "
+                    "(SELECT pk FROM file_metas WHERE file_meta_id = ?)",
+                    [(description_set, k) for k in file_meta_ids])
+                return
             self.executemany(
                 "UPDATE file_metas SET semantic_index_job_id = NULL, "
                 "semantic_index_update_time = NULL, indexed_fingerprint = NULL "
@@ -286,6 +313,36 @@ class JobWorkMixin:
             "semantic_index_update_time = NULL, indexed_fingerprint = NULL WHERE pk = ?",
             [(p,) for p in pks],
         )
+
+    # -- description vectors -------------------------------------------------------------
+    def mark_described_indexed(self: MetadataStore, job_id: str, index_set: str,
+                               metas: Sequence[FileMeta]) -> None:
+        """The files' descriptions (as read for embedding) are in ``index_set`` now."""
+        now = now_ms()
+        metas = sorted(metas, key=lambda m: m.pk or 0)  # key order, as in write_ai_tags
+        with self.transaction():
+            self.executemany(
+                "INSERT INTO file_index_sets (index_set_id, file_pk, job_id, content, "
+                "update_time) VALUES (?, ?, ?, ?, ?) ON CONFLICT (index_set_id, file_pk) DO "
+                "UPDATE SET job_id = excluded.job_id, content = excluded.content, "
+                "update_time = excluded.update_time",
+                [(index_set, m.pk, job_id, m.description or "", now) for m in metas])
+            self.record_job_files(job_id, [(m.file_meta_id, "DONE", None) for m in metas])
+
+    def stale_described_files(self: MetadataStore, index_set: str, dataset_id: str,
+                              dataset_version: str, limit: int = 1000) -> list[tuple[int, str]]:
+        """``(pk, file_meta_id)`` of files with a vector in the description set that must go:
+        the file was deleted, or it has no description any more."""
+        return [(int(pk), str(key)) for pk, key in self.fetchall(
+            "SELECT f.pk, f.file_meta_id FROM file_index_sets s JOIN file_metas f ON "
+            "f.pk = s.file_pk WHERE s.index_set_id = ? AND f.dataset_id = ? AND "
+            "f.dataset_version = ? AND (f.status = 'DELETED' OR f.description IS NULL OR "
+            "f.description = '') ORDER BY f.pk LIMIT ?",
+            (index_set, dataset_id, dataset_version, limit))]
+
+    def forget_described(self: MetadataStore, index_set: str, pks: Sequence[int]) -> None:
+        self.executemany("DELETE FROM file_index_sets WHERE index_set_id = ? AND file_pk = ?",
+                         [(index_set, p) for p in pks])
 
     # -- job control ----------------------------------------------------------------------
     def job_status(self: MetadataStore, job_id: str) -> str:

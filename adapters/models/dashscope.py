@@ -21,7 +21,7 @@ import numpy as np
 import requests
 from dashscope.common.error import DashScopeException
 
-from ..errors import AdapterError, ConfigError
+from ..errors import AdapterError, ConfigError, NotSupportedError
 from .base import ImageInput, TagDefinition, TagResult, l2_normalise
 from .imagedata import image_reference
 from .usage import Usage, field
@@ -210,6 +210,7 @@ class DashScopeEmbedder(_DashScopeClient):
         super().__init__(api_key=api_key, base_url=base_url, workspace=workspace,
                          timeout=timeout)
         self.spec = spec
+        self.fuses_inputs = spec.fused
         self.image_limits = limits_for("dashscope", model)
         self.dimension = int(dimension) if dimension is not None else spec.dimensions[0]
         self.max_batch = spec.max_images
@@ -236,6 +237,21 @@ class DashScopeEmbedder(_DashScopeClient):
                                        self._request, results)
         return [r if r is not None else AdapterError("not embedded", retriable=True)
                 for r in results]
+
+    def embed_fused(self, text: str, image: ImageInput,
+                    factors: tuple[float, float]) -> np.ndarray:
+        """ONE-PEACE's own fusion of a text and an image (``fuses_inputs``): one request, one
+        vector, each input weighted by its ``factor``."""
+        if not self.fuses_inputs:
+            raise NotSupportedError(f"{self.model} embeds each input on its own")
+        if not text.strip():
+            raise AdapterError("cannot embed an empty text", is_input_error=True)
+        entry = self._request([{"text": _sdk_safe_text(text), "factor": factors[0]},
+                               {"image": image_reference(prepared(self, image)),
+                                "factor": factors[1]}])[0]
+        if isinstance(entry, Exception):
+            raise entry
+        return entry
 
     def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
         """One request per text: the documented limits count texts per call separately."""

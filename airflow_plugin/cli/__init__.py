@@ -23,7 +23,7 @@ from mmdm.adapters.errors import AdapterError
 from mmdm.query import QueryError
 
 from . import catalog, jobs, misc, search
-from .output import FORMATS
+from .output import FORMATS, stdout_for_data_only
 
 EXIT_USAGE, EXIT_UNAVAILABLE = 2, 4
 
@@ -136,6 +136,10 @@ def _job_commands(sub) -> None:  # type: ignore[no-untyped-def]
     p = _command(sub, "index", jobs.cmd_index, "SemanticIndex: embed images into vectors")
     _dataset(p)
     p.add_argument("--mode", default="Increment", choices=("Increment", "Full"))
+    p.add_argument("--content", default="file", choices=("file", "description"),
+                   help="what to embed: the images, or the descriptions a `tag --describe` "
+                        "stored (searched with IndexContent='description'; needs a "
+                        "text-capable model)")
     p.add_argument("--connection", help="Airflow connection of the embedding model "
                                         "(default: the offline local embedder)")
     p.add_argument("--model", help="model name on the connection")
@@ -208,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with stdout_for_data_only():
+            return args.func(args)
     except QueryError as exc:
         print(f"mmdm: error: {exc.render()}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,7 +15,7 @@ from mmdm.adapters.timeutil import to_iso
 
 from . import context
 from .jobs import run_action
-from .output import emit, emit_one, note
+from .output import emit, emit_one, note, out
 
 DATASET_COLUMNS = ("DatasetId", "Name", "Edition", "Versions", "LatestVersion", "DataCount",
                    "Uri")
@@ -188,8 +188,8 @@ def definitions_list(args: argparse.Namespace) -> int:
 def definitions_show(args: argparse.Namespace) -> int:
     prompt = context.store(args).get_prompt(args.definition)
     if args.output in (None, "table", "plain"):
-        print(json.dumps({"PromptName": prompt.name, **tag_definition_content(prompt)},
-                         ensure_ascii=False, indent=2))
+        out(json.dumps({"PromptName": prompt.name, **tag_definition_content(prompt)},
+                       ensure_ascii=False, indent=2))
         return 0
     emit_one(_prompt_row(prompt, full=True), args.output)
     return 0

@@ -6,12 +6,15 @@ import argparse
 import os
 from pathlib import Path
 
-from mmdm.adapters.defaults import embedded_resources, embedded_search
+from mmdm.adapters.defaults import LOCAL, embedded_resources, embedded_search
 from mmdm.adapters.errors import NotFoundError
+from mmdm.adapters.index_sets import IndexSet
 from mmdm.adapters.jobs.dispatch import JobResources
 from mmdm.adapters.metadata import Dataset, MetadataStore, open_store
 from mmdm.adapters.search import SearchService
+from mmdm.adapters.models.base import Embedder
 from mmdm.adapters.storage import OssConfig
+from mmdm.adapters.vectors.base import VectorStore
 
 DEFAULT_WORKSPACE = "mmdm-workspace"
 
@@ -31,7 +34,21 @@ def store(args: argparse.Namespace) -> MetadataStore:
 
 
 def search(args: argparse.Namespace) -> SearchService:
-    return embedded_search(store(args), workspace(args))
+    """Index sets a job built on the offline model are searched without Airflow; one built
+    with ``--connection`` through Airflow's connections, as its job ran (see ``resources``)."""
+    embedded = embedded_search(store(args), workspace(args)).index_opener
+    assert embedded is not None
+
+    def open_index(index: IndexSet) -> tuple[Embedder, VectorStore]:
+        if index.embedding_connection in LOCAL and index.vector_connection in LOCAL:
+            return embedded(index)
+        from mmdm.airflow_plugin.hooks.jobs import search_service  # imports Airflow
+
+        through_airflow = search_service(store(args)).index_opener
+        assert through_airflow is not None
+        return through_airflow(index)
+
+    return SearchService(store(args), index_opener=open_index, oss_config=OssConfig.from_env())
 
 
 def dataset_version(args: argparse.Namespace) -> tuple[Dataset, str]:

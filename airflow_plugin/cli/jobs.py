@@ -19,7 +19,7 @@ from mmdm.adapters.metadata import Job
 from mmdm.adapters.timeutil import to_iso
 
 from . import context
-from .output import emit, emit_one, note, progress
+from .output import emit, emit_one, note, out, progress
 
 JOB_COLUMNS = ("DatasetJobId", "Dataset", "DatasetVersion", "JobAction", "Status",
                "TotalFileCount", "CompletedFileCount", "FailedFileCount", "CreateTime")
@@ -91,7 +91,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     return run_action(args, "SemanticIndex", {
         "embeddingConnectionId": args.connection, "embeddingModel": args.model,
         "databaseConnectionId": args.vector_connection, "databaseTableName": args.table,
-        "concurrency": args.concurrency}, mode=args.mode)
+        "concurrency": args.concurrency, "contentList": [args.content]}, mode=args.mode)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -137,7 +137,7 @@ def jobs_show(args: argparse.Namespace) -> int:
 
 def jobs_logs(args: argparse.Namespace) -> int:
     for line in context.store(args).job_logs(args.job):
-        print(line)
+        out(line)
     return 0
 
 

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from . import context
+from .output import out
 
 if TYPE_CHECKING:
     from mmdm.adapters.models.base import Embedder
@@ -45,7 +46,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  left out: {problem}", file=sys.stderr)
     if args.report:
         result.write_report(args.report)
-    print(json.dumps(result.to_dict()) if args.json else result.table())
+    out(json.dumps(result.to_dict()) if args.json else result.table())
     return 0 if not result.problems else 3
 
 

@@ -8,11 +8,30 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
 from mmdm.adapters.progress import Progress, ProgressCallback
 
 FORMATS = ("table", "json", "jsonl", "plain")
+_data: TextIO | None = None  # where records go while ``stdout_for_data_only`` holds
+
+
+@contextmanager
+def stdout_for_data_only() -> Iterator[None]:
+    """Only records reach stdout; whatever else prints there goes to stderr. Airflow's logging
+    prints to stdout once a command reads a connection, which would break ``-o json | jq``."""
+    global _data
+    saved = _data
+    _data, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, _data = _data, saved
+
+
+def out(line: str) -> None:
+    """One line of data."""
+    print(line, file=_data or sys.stdout)
 
 
 def _cell(value: Any) -> str:
@@ -26,18 +45,18 @@ def _cell(value: Any) -> str:
 def emit(rows: Sequence[dict[str, Any]], fmt: str | None,
          columns: Sequence[str] | None = None) -> None:
     """Print records; ``columns`` picks and orders what a table shows (JSON keeps all)."""
-    fmt = fmt or ("table" if sys.stdout.isatty() else "plain")
+    fmt = fmt or ("table" if (_data or sys.stdout).isatty() else "plain")
     if fmt == "json":
-        print(json.dumps(list(rows), ensure_ascii=False, indent=2))
+        out(json.dumps(list(rows), ensure_ascii=False, indent=2))
         return
     if fmt == "jsonl":
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False))
+            out(json.dumps(row, ensure_ascii=False))
         return
     columns = list(columns or (rows[0].keys() if rows else ()))
     if fmt == "plain":
         for row in rows:
-            print("\t".join(_cell(row.get(c)) for c in columns))
+            out("\t".join(_cell(row.get(c)) for c in columns))
         return
     from rich.console import Console
     from rich.table import Table
@@ -45,17 +64,17 @@ def emit(rows: Sequence[dict[str, Any]], fmt: str | None,
     table = Table(*columns, show_lines=False)
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
-    Console().print(table)
+    Console(file=_data or sys.stdout).print(table)
 
 
 def emit_one(record: dict[str, Any], fmt: str | None) -> None:
     """One record: ``key  value`` lines (table / plain), or a JSON object."""
     if fmt in ("json", "jsonl"):
-        print(json.dumps(record, ensure_ascii=False, indent=2 if fmt == "json" else None))
+        out(json.dumps(record, ensure_ascii=False, indent=2 if fmt == "json" else None))
         return
     width = max((len(k) for k in record), default=0)
     for key, value in record.items():
-        print(f"{key:<{width}}  {_cell(value)}")
+        out(f"{key:<{width}}  {_cell(value)}")
 
 
 def note(message: str) -> None:

@@ -17,7 +17,8 @@ from .base import DatasetVersionOperator
 
 
 class SemanticIndexOperator(DatasetVersionOperator):
-    """SemanticIndex: embed a version's images into a vector table (PAI's index schema).
+    """SemanticIndex: embed a version's images, or their descriptions, into a vector table
+    (PAI's index schema).
 
     :param embedding_conn_id: DashScope or EAS connection; the offline local model without one.
     :param embedding_model: model name on that connection. Templated.
@@ -31,10 +32,14 @@ class SemanticIndexOperator(DatasetVersionOperator):
         Without it, a retry of this task resumes the job an earlier try left unfinished.
     :param shard: ``(index, count)``: only this shard of the files, for dynamic task mapping;
         shards never overlap.
+    :param content: ``file`` (the images) or ``description`` (the text a describing
+        tagging task stored: a second index set, searched with ``IndexContent='description'``;
+        the model must embed text). Templated.
     """
 
     template_fields: Sequence[str] = (*DatasetVersionOperator.template_fields,
-                                      "embedding_model", "table", "mode", "resume_job_id")
+                                      "embedding_model", "table", "mode", "resume_job_id",
+                                      "content")
 
     def __init__(self, *, embedding_conn_id: str | None = DEFAULT_EMBEDDING_CONN,
                  embedding_model: str | None = None, dimension: int | None = None,
@@ -43,7 +48,8 @@ class SemanticIndexOperator(DatasetVersionOperator):
                  mode: str = "Increment", max_concurrency: int = 5,
                  oss_conn_id: str | None = OssHook.default_conn_name,
                  resume_job_id: str | None = None,
-                 shard: list[int] | tuple[int, int] | None = None, **kwargs: Any):
+                 shard: list[int] | tuple[int, int] | None = None, content: str = "file",
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.embedding_conn_id = embedding_conn_id
         self.embedding_model = embedding_model
@@ -55,6 +61,7 @@ class SemanticIndexOperator(DatasetVersionOperator):
         self.oss_conn_id = oss_conn_id
         self.resume_job_id = resume_job_id
         self.shard = tuple(shard) if shard is not None else None  # (index, count) from XCom
+        self.content = content
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = self.metadata_hook()
@@ -71,7 +78,7 @@ class SemanticIndexOperator(DatasetVersionOperator):
                 resume_job_id=self.resume_job_id or None, shard=self.shard,
                 connection_ids={"embeddingConnectionId": self.embedding_conn_id,
                                 "databaseConnectionId": self.vector_conn_id},
-                owner=self.job_owner(context))
+                owner=self.job_owner(context), content=self.content)
         self.log.info("SemanticIndex %s", summary.to_dict())
         self.check_job(store, summary.job_id)
         hook.close()

@@ -27,10 +27,10 @@ from tests.conftest import throwaway_database
 # digests here; a changed digest means a released migration was edited: add a new one instead.
 RELEASED = {
     "sqlite": ["2087659deceb", "023cfbf678f6", "6ddf96bd9aa2", "9aaf211b17d4", "67f93e7379e2",
-               "670b7835f49e", "564ed39d678a", "ba2284b87eba", "7aeb1222f993"],
+               "670b7835f49e", "564ed39d678a", "ba2284b87eba", "7aeb1222f993", "15d472d08e71"],
     "postgres": ["231c4c5eb185", "903ed7d23549", "be15cd40b33b", "c7a5a857b9c2",
                  "6fb4121e58c9", "a29c3607b0e6", "51a98b19b27a", "ba2284b87eba",
-                 "d2f988d3448a"],
+                 "d2f988d3448a", "3b7ea178748d"],
 }
 
 

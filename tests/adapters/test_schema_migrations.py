@@ -1,7 +1,7 @@
 """Migrations on stores that hold data: v3 (folded empty descriptions, the SortBy order
 indexes), v4 (the folders table behind ``FileDir:``), v5 (tag sets remember the definition
 revision and the file content they came from), v6 (job heartbeats and owners), v7 (work
-claims) and v8 (service secrets)."""
+claims), v8 (service secrets) and v10 (description index state)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from mmdm.adapters.metadata.schema import SCHEMA_VERSION
 from mmdm.query import compile_sql, parse
 
 
+def _undo_v10(store: MetadataStore) -> None:
+    """Take a store back to how v9 left it (no description index state)."""
+    store.execute("DROP TABLE file_index_sets")
+    store.execute("UPDATE schema_version SET version = 9")
+
+
 def _undo_v9(store: MetadataStore) -> None:
     """Take a store back to how v8 left it (no job configs)."""
+    _undo_v10(store)
     store.execute("DROP TABLE dataset_job_configs")
     store.execute("UPDATE schema_version SET version = 8")
 
@@ -214,4 +221,24 @@ def test_v9_adds_job_configs_that_deletes_take_along(store: MetadataStore) -> No
         "databaseTableName": "t"}
     reopened.delete_version(ds.dataset_id, "v1")
     assert reopened.list_job_configs(ds.dataset_id) == []
+    reopened.close()
+
+
+def test_v10_adds_description_index_state_that_deletes_take_along(
+        store: MetadataStore) -> None:
+    ds = store.create_dataset("described", "file:///data")
+    store.create_version(ds.dataset_id)
+    store.upsert_file_metas([FileMeta("m0", ds.dataset_id, "v1", "file:///data/0.jpg", "0.jpg",
+                                      "", description="a red car")])
+    _undo_v10(store)
+    reopened = _reopen(store)
+    assert reopened.schema_version == SCHEMA_VERSION
+    [meta] = reopened.iter_file_metas(ds.dataset_id, "v1")
+    job = reopened.create_job(ds.dataset_id, "v1", "SemanticIndex")
+    reopened.mark_described_indexed(job.job_id, "set:description", [meta])
+    assert reopened.fetchall("SELECT file_pk, content FROM file_index_sets") == [
+        (meta.pk, "a red car")]
+    reopened.finish_job(job.job_id, "Succeeded")
+    reopened.delete_version(ds.dataset_id, "v1")
+    assert reopened.fetchall("SELECT * FROM file_index_sets") == []
     reopened.close()

@@ -1,9 +1,12 @@
 """A fake DashScope server for tests: Qwen-VL chat and multimodal embeddings, in DashScope's
 wire format (pai-compat §7), driven through the real dashscope SDK with ``base_address=``.
 
-Serves exactly two routes; everything else (the SDK's ``GET /api/v1/uploads?action=getPolicy``
-upload handshake included) gets a 404, and is still recorded so a test can assert we never
-upload. Scriptable: ``answer`` decides the chat reply from the request (by default, tags chosen
+Serves the two model routes and the SDK's upload handshake for local files (pai-compat §7, as
+ONE-PEACE's audio needs it): ``GET /api/v1/uploads?action=getPolicy`` hands out a policy whose
+``upload_host`` is this server, the multipart ``POST`` there stores the file under the policy's
+folder (checking the policy and signature it issued, as OSS does), and a model request may then
+name it as ``oss://<key>`` when it carries ``X-DashScope-OssResourceResolve: enable``. Every
+request is recorded, so a test can assert what was uploaded (``uploads``). Scriptable: ``answer`` decides the chat reply from the request (by default, tags chosen
 from the image's bytes among the tags named in the prompt), ``fail_next`` queues failures,
 ``failure_rate`` throttles at random (seeded), ``latency`` slows every reply, and
 ``rejected_images`` makes requests carrying those images fail with HTTP 400. Embeddings are
@@ -15,6 +18,7 @@ deterministic functions of the content, so tests can compute the expected vector
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import json
 import random
@@ -24,14 +28,18 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from mmdm.adapters.models.tagging_prompt import TAG_TABLE_HEADING
 
 CHAT_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+UPLOAD_POLICY_PATH = "/api/v1/uploads"
+UPLOAD_HOST_PATH = "/oss-upload"
 EMBEDDING_PATH = "/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding"
 
 
@@ -132,15 +140,26 @@ def _tag_names(prompt: str) -> list[str]:
     return list(table) if isinstance(table, dict) else []
 
 
-def _media(value: Any) -> bytes | str | None:
-    """Image bytes of a data URI, a URL as is; None for anything a server could not fetch."""
+def _media(value: Any, uploaded: dict[str, bytes] | None = None) -> bytes | str | None:
+    """Bytes of a data URI or of a file uploaded here (``uploaded``: the ``oss://`` keys this
+    request may resolve), a URL as is; None for anything a server could not fetch."""
     if not isinstance(value, str):
         return None
     if value.startswith("data:") and ";base64," in value:
         return base64.b64decode(value.split(";base64,", 1)[1])
     if value.startswith(("http://", "https://")):
         return value
+    if uploaded is not None and value.startswith("oss://"):
+        return uploaded.get(value[len("oss://"):])
     return None
+
+
+def _form(content_type: str, raw: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True)
+            for part in message.iter_parts()}
 
 
 def out_of_order(items: list[Any], rng: random.Random) -> list[Any]:
@@ -185,6 +204,8 @@ class FakeDashScope:
         self.requests: list[RecordedRequest] = []
         self.calls: Counter[str] = Counter()  # "chat" / "embedding" -> requests, failed ones too
         self.answer_orders: list[list[int]] = []  # the index fields of each embeddings reply
+        self.uploads: dict[str, bytes] = {}  # oss key -> the bytes uploaded through a policy
+        self._policies: dict[str, str] = {}  # upload_dir -> the policy issued for it
         self._failures: deque[Failure] = deque()
         self._random = random.Random(seed)
         self._shuffle = random.Random(seed)  # its own, so failure draws stay as they were
@@ -249,7 +270,37 @@ class FakeDashScope:
                           "image_tokens": 256 if image is not None else 0},
                 "request_id": str(uuid.uuid4())}
 
-    def _embedding(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _upload_policy(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        if query.get("action") != ["getPolicy"] or not query.get("model"):
+            raise _invalid("action=getPolicy and model are required")
+        upload_dir = f"dashscope-instant/{uuid.uuid4().hex}"
+        policy = base64.b64encode(json.dumps({"dir": upload_dir}).encode()).decode()
+        with self._lock:
+            self._policies[upload_dir] = policy
+        return {"request_id": str(uuid.uuid4()), "data": {
+            "policy": policy, "signature": self._signature(policy), "upload_dir": upload_dir,
+            "upload_host": self.base_url.rsplit("/api/v1", 1)[0] + UPLOAD_HOST_PATH,
+            "expire_in_seconds": 300, "max_file_size_mb": 100, "capacity_limit_mb": 999999,
+            "oss_access_key_id": "fake-oss-key-id", "x_oss_object_acl": "private",
+            "x_oss_forbid_overwrite": "true"}}
+
+    def _signature(self, policy: str) -> str:
+        return hashlib.sha256(f"{self.api_key}:{policy}".encode()).hexdigest()
+
+    def _store_upload(self, fields: dict[str, bytes]) -> bool:
+        """Keep an uploaded file when its form carries a policy this server issued for the
+        folder it names, with that policy's signature (what OSS checks of a POST upload)."""
+        key = (fields.get("key") or b"").decode()
+        policy = (fields.get("policy") or b"").decode()
+        with self._lock:
+            issued = self._policies.get(key.rsplit("/", 1)[0])
+            if issued is None or issued != policy or "file" not in fields or (
+                    fields.get("Signature") or b"").decode() != self._signature(policy):
+                return False
+            self.uploads[key] = fields["file"]
+        return True
+
+    def _embedding(self, body: dict[str, Any], resolve: bool = False) -> dict[str, Any]:
         model = EMBEDDING_MODELS.get(body.get("model", ""))
         if model is None:
             raise _invalid("Model not exist.")
@@ -268,8 +319,14 @@ class FakeDashScope:
             if "text" in item:
                 vectors.append(fake_vector(item["text"], dimension))
                 kinds.append("text")
+            elif "audio" in item and model.fused:  # ONE-PEACE only
+                audio = _media(item["audio"], self.uploads if resolve else None)
+                if not isinstance(audio, bytes):
+                    raise _invalid("The provided URL does not appear to be valid.")
+                vectors.append(fake_vector(audio, dimension))
+                kinds.append("audio")
             elif "image" in item:
-                media = _media(item["image"])
+                media = _media(item["image"], self.uploads if resolve else None)
                 if media is None:
                     raise _invalid("The provided URL does not appear to be valid.")
                 if media in self.rejected_images:
@@ -298,7 +355,8 @@ class FakeDashScope:
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
-        routes = {CHAT_PATH: ("chat", fake._chat), EMBEDDING_PATH: ("embedding", fake._embedding)}
+        routes = {CHAT_PATH: ("chat", lambda body, _: fake._chat(body)),
+                  EMBEDDING_PATH: ("embedding", fake._embedding)}
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled session expects
@@ -329,19 +387,43 @@ class FakeDashScope:
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
-                    body = None
+                    body = raw  # a multipart upload
                 with fake._lock:
                     fake.requests.append(RecordedRequest(
                         self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                         body))
                 return body
 
+            def _authorised(self) -> bool:
+                presented = self.headers.get("Authorization", "")
+                if presented == f"Bearer {fake.api_key}":
+                    return True
+                message = "Invalid API-key provided."
+                if fake.echo_key_in_errors:
+                    message = f"Invalid API-key provided: {presented}"
+                self._fail(Failure(401, "InvalidApiKey", message))
+                return False
+
             def do_GET(self) -> None:
                 self._record()
-                self._send(404, {"code": "NotFound", "message": "Not found."})
+                url = urlsplit(self.path)
+                if url.path != UPLOAD_POLICY_PATH:
+                    return self._send(404, {"code": "NotFound", "message": "Not found."})
+                if not self._authorised():
+                    return None
+                try:
+                    self._send(200, fake._upload_policy(parse_qs(url.query)))
+                except _BadRequest as exc:
+                    self._fail(exc.failure)
 
             def do_POST(self) -> None:
                 body = self._record()
+                if self.path == UPLOAD_HOST_PATH:  # OSS: the policy is the credential
+                    fields = _form(self.headers.get("Content-Type", ""), body or b"")
+                    if fake._store_upload(fields):
+                        return self._send(200, {})
+                    return self._send(403, {"code": "AccessDenied",
+                                            "message": "Invalid according to Policy"})
                 route = routes.get(self.path)
                 if route is None:
                     return self._send(404, {"code": "NotFound", "message": "Not found."})
@@ -350,12 +432,9 @@ class FakeDashScope:
                     fake.calls[name] += 1
                 if fake.latency:
                     time.sleep(fake.latency)
+                if not self._authorised():
+                    return None
                 presented = self.headers.get("Authorization", "")
-                if presented != f"Bearer {fake.api_key}":
-                    message = "Invalid API-key provided."
-                    if fake.echo_key_in_errors:
-                        message = f"Invalid API-key provided: {presented}"
-                    return self._fail(Failure(401, "InvalidApiKey", message))
                 failure = fake._next_failure()
                 if failure is not None:
                     if fake.echo_key_in_errors:
@@ -364,7 +443,8 @@ class FakeDashScope:
                                           failure.retry_after)
                     return self._fail(failure)
                 try:
-                    payload = handle(body if isinstance(body, dict) else {})
+                    resolve = self.headers.get("X-DashScope-OssResourceResolve") == "enable"
+                    payload = handle(body if isinstance(body, dict) else {}, resolve)
                 except _BadRequest as exc:
                     return self._fail(exc.failure)
                 self._send(200, payload)

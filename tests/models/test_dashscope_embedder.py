@@ -195,3 +195,45 @@ def test_dimension_mismatch_with_the_service_is_reported(fake_dashscope: FakeDas
     embedder.spec = embedder.spec.__class__((512,), 8, sends_dimension=False)  # server default
     with pytest.raises(AdapterError, match="returned 1152 values, configured for 512"):
         embedder.embed_images(images(1))
+
+
+def test_a_one_peace_query_fuses_text_and_image_in_one_request_with_their_factors(
+        fake_dashscope: FakeDashScope, tmp_path) -> None:
+    """ONE-PEACE's own fusion: Content and QueryImage go in one request, each with its factor
+    (TextFactor, ImageFactor), and the search ranks by the one vector the model returns."""
+    from mmdm.adapters.jobs import run_index_job
+    from mmdm.adapters.metadata import open_store
+    from mmdm.adapters.models.image_prep import prepare_image
+    from mmdm.adapters.search import SearchService
+    from mmdm.query import parse
+    from tests.fakes.numpy_vectors import NumpyVectorStore
+    from tests.jobs.conftest import make_version
+
+    store = open_store(f"sqlite:///{tmp_path / 'metadata.db'}")
+    dataset_id = make_version(store, tmp_path / "images", 8)
+    embedder = embedder_for(fake_dashscope, "multimodal-embedding-one-peace-v1")
+    vectors = NumpyVectorStore(embedder.dimension)
+    run_index_job(store, dataset_id, "v1", embedder=embedder, vector_store=vectors)
+    metas = sorted(store.iter_file_metas(dataset_id, "v1"), key=lambda m: m.pk)
+    probe = metas[2]
+
+    def raw(meta):  # the fake's vector of a file's bytes as they were sent
+        data = (tmp_path / "images" / meta.file_name).read_bytes()
+        sent = prepare_image(ImageInput(meta.uri, data, "image/png"), embedder.image_limits)
+        return fake_vector(sent[0].data, 1536)
+
+    fused = l2_normalise(np.average([fake_vector("a wet road", 1536), raw(probe)], axis=0,
+                                    weights=[2.0, 0.5]))
+    expected = sorted(metas, key=lambda m: -float(l2_normalise(raw(m)) @ fused))[:4]
+    before = len(bodies(fake_dashscope))
+    page = SearchService(store, vector_store=vectors, embedder=embedder).search(
+        dataset_id, "v1", parse(f"Content:'a wet road' AND QueryImage='{probe.uri}' AND "
+                                "TextFactor=2 AND ImageFactor=0.5 AND TopK=4"))
+    [query] = bodies(fake_dashscope)[before:]
+    contents = query["input"]["contents"]
+    assert [(sorted(c), c["factor"]) for c in contents] == [
+        (["factor", "text"], 2.0), (["factor", "image"], 0.5)]
+    assert [m.file_meta_id for m, _ in page.items] == [m.file_meta_id for m in expected]
+    for meta, score in page.items:
+        assert score == pytest.approx(float(l2_normalise(raw(meta)) @ fused), abs=1e-5)
+    store.close()

@@ -184,9 +184,11 @@ def test_tagging_and_indexing_jobs_run_on_an_openai_compatible_server(fake_opena
     store.close()
 
 
-def test_text_and_image_together_are_fused_never_dropped(fake_openai, tmp_path):
+@pytest.mark.parametrize("factors", [None, (3.0, 0.5)])
+def test_text_and_image_together_are_fused_never_dropped(fake_openai, tmp_path, factors):
     """Content and QueryImage in one query: both are embedded, and the search ranks by the
-    mean of their unit vectors (what neither alone ranks by)."""
+    mean of their unit vectors (what neither alone ranks by), weighted by TextFactor and
+    ImageFactor when the query gives them."""
     generate_samples(tmp_path / "images", per_scene=2)
     store = open_store(f"sqlite:///{tmp_path / 'metadata.db'}")
     ds = store.create_dataset("fused", (tmp_path / "images").as_uri())
@@ -205,11 +207,17 @@ def test_text_and_image_together_are_fused_never_dropped(fake_openai, tmp_path):
                              emb.image_limits)[0].data
 
     unit = {i: l2_normalise(fake_vector(sent(m), 64)) for i, m in metas.items()}
-    query = l2_normalise(l2_normalise(fake_vector("a red bus", 64)) + unit[probe.file_meta_id])
+    text_f, image_f = factors or (1.0, 1.0)
+    query = l2_normalise(text_f * l2_normalise(fake_vector("a red bus", 64))
+                         + image_f * unit[probe.file_meta_id])
     expected = sorted(unit, key=lambda i: -float(unit[i] @ query))[:5]
+    if factors:  # the weights change the ranking, so a search that ignored them would fail
+        even = l2_normalise(l2_normalise(fake_vector("a red bus", 64)) + unit[probe.file_meta_id])
+        assert sorted(unit, key=lambda i: -float(unit[i] @ even))[:5] != expected
     before = len(fake_openai.requests_to("/v1/embeddings"))
+    weights = f" AND TextFactor={text_f} AND ImageFactor={image_f}" if factors else ""
     page = search.search(ds.dataset_id, "v1", parse(
-        f"Content:'a red bus' AND QueryImage='{probe.uri}' AND TopK=5"))
+        f"Content:'a red bus' AND QueryImage='{probe.uri}' AND TopK=5{weights}"))
     assert [m.file_meta_id for m, _ in page.items] == expected
     for meta, score in page.items:
         assert score == pytest.approx(float(unit[meta.file_meta_id] @ query), abs=1e-5)

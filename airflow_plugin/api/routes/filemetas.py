@@ -65,7 +65,11 @@ LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("NextToken", "string", "from the previous page"),
     ("ThumbnailMode", "string", "ThumbnailUrl's mode, e.g. w_200 or m_fill,w_100,h_100"),
     ("IndexSetId", "string", "the index set a vector query searches (default: the version's "
-                             "newest; see .../versions/{VersionName}/indexsets)"),
+                             "newest of IndexContent; see .../versions/{VersionName}/indexsets)"),
+    ("TextFactor", "number", "weight of QueryText beside an image, 0.01-100 (default 1)"),
+    ("ImageFactor", "number", "weight of the image beside QueryText, 0.01-100 (default 1)"),
+    ("IndexContent", "string", "file (default: rank the images' vectors) or description (rank "
+                               "the descriptions': text-to-text, image-to-text)"),
     ("ExactTotalCount", "boolean", "count every match (default: past 1,000 matches that "
                                    "the planner puts at 10,000 or more, TotalCount is its "
                                    "estimate, TotalCountIsEstimate true)"),
