@@ -48,7 +48,7 @@ from .search_sources import (
     SqlFilter,
     StoreVectors,
     joined_filter,
-    query_image_input,
+    query_file_input,
     query_vector,
 )
 from .storage import OssConfig
@@ -450,10 +450,11 @@ class SearchService:
         index_set, embedder, vector_store = self.open_index(
             dataset_id, version, index.set_id, str(query.option("IndexContent", "file")))
         factors = (float(query.option("TextFactor", 1.0)),
-                   float(query.option("ImageFactor", 1.0)))
+                   float(query.option("ImageFactor", 1.0)),
+                   float(query.option("AudioFactor", 1.0)))
         vector = query_vector(embedder, query.semantic, index.upload, lambda uri:
-                              query_image_input(self.store, self.loader, dataset_id, version,
-                                                uri), factors)
+                              query_file_input(self.store, self.loader, dataset_id, version,
+                                               uri), factors)
         return (SqlFilter(self.store, query, dataset_id, version),
                 StoreVectors(vector_store, vector, index_set, dataset_id, version,
                              joined_filter(self.store, vector_store, query, dataset_id,

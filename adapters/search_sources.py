@@ -128,24 +128,25 @@ def embed_text(embedder: Embedder, text: str) -> np.ndarray:
                                       backend=embedder.model) from exc
 
 
-MAX_QUERY_IMAGE_BYTES = 32 * 1024 * 1024
+MAX_QUERY_FILE_BYTES = 32 * 1024 * 1024
 
 
-def query_image_input(store: MetadataStore, loader: ImageLoader, dataset_id: str, version: str,
-                      uri: str) -> ImageInput:
-    """The image a ``QueryImage`` URI names: the version's file when it has one (its content
-    type travels along), else a file under a registered dataset's root (never anywhere else
-    the server can read: a query names images, not paths on the server)."""
+def query_file_input(store: MetadataStore, loader: ImageLoader, dataset_id: str, version: str,
+                     uri: str) -> ImageInput:
+    """The file a ``QueryImage`` / ``QueryAudio`` URI names: the version's file when it has
+    one (its content type travels along), else a file under a registered dataset's root
+    (never anywhere else the server can read: a query names files, not paths on the
+    server)."""
     known = store.scan_lookup(dataset_id, version, [uri])
     if uri in known:
         return loader.load(store.get_file_metas_by_pk([known[uri][0]])[0])
     if not within_any(uri, store.dataset_roots()):
-        raise AdapterError(f"QueryImage {uri!r} is not a file of a registered dataset; "
-                           "name one, or upload the image", is_input_error=True)
+        raise AdapterError(f"{uri!r} is not a file of a registered dataset; name one, or "
+                           "upload the image", is_input_error=True)
     storage, key = loader.reader.storage_for(uri)
-    if storage.head(key).size > MAX_QUERY_IMAGE_BYTES:
-        raise AdapterError(f"QueryImage {uri!r} is larger than "
-                           f"{MAX_QUERY_IMAGE_BYTES // (1024 * 1024)} MiB", is_input_error=True)
+    if storage.head(key).size > MAX_QUERY_FILE_BYTES:
+        raise AdapterError(f"{uri!r} is larger than "
+                           f"{MAX_QUERY_FILE_BYTES // (1024 * 1024)} MiB", is_input_error=True)
     return ImageInput(uri, storage.read(key), "application/octet-stream")
 
 
@@ -153,29 +154,41 @@ def embed_image(embedder: Embedder, image: ImageInput) -> np.ndarray:
     return _first(list(embedder.embed_images([image])))
 
 
-def query_vector(embedder: Embedder, semantic: Semantic | None, upload: bytes | None,
-                 image_for_uri: Callable[[str], ImageInput],
-                 factors: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """The query vector of a text, an image (a URI or uploaded bytes), or both.
+# A fused query's inputs: (kind, input, factor), kind "text" (a str) / "image" / "audio".
+QueryPart = tuple[str, Any, float]
 
-    Text and image together are fused, never one dropped, weighted by ``factors`` (text,
-    image): a model that fuses its inputs itself (ONE-PEACE) gets both in one request with
+
+def query_vector(embedder: Embedder, semantic: Semantic | None, upload: bytes | None,
+                 file_for_uri: Callable[[str], ImageInput],
+                 factors: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """The query vector of a text, an image (a URI or uploaded bytes), an audio file
+    (ONE-PEACE), or several of them.
+
+    Inputs together are fused, never one dropped, weighted by ``factors`` (text, image,
+    audio): a model that fuses its inputs itself (ONE-PEACE) gets them in one request with
     those factors; for the others it is the weighted mean of their unit vectors, normalised
-    again (the multimodal models here put both in one space)."""
-    text = semantic.text if semantic is not None else None
-    image = None
+    again (the multimodal models here put text and images in one space)."""
+    parts: list[QueryPart] = []
+    if semantic is not None and semantic.text is not None:
+        parts.append(("text", semantic.text, factors[0]))
     if upload is not None:
-        image = ImageInput("upload", upload, "application/octet-stream")
+        parts.append(("image", ImageInput("upload", upload, "application/octet-stream"),
+                      factors[1]))
     elif semantic is not None and semantic.image is not None:
-        image = image_for_uri(str(semantic.image))
-    assert text is not None or image is not None, \
-        "query_mode let a vector query through without input"
-    if image is None:
-        return embed_text(embedder, str(text))
-    if text is None:
-        return embed_image(embedder, image)
-    if getattr(embedder, "fuses_inputs", False):
-        return np.asarray(embedder.embed_fused(text, image, factors),  # type: ignore[attr-defined]
+        parts.append(("image", file_for_uri(str(semantic.image)), factors[1]))
+    if semantic is not None and semantic.audio is not None:
+        if not getattr(embedder, "embeds_audio", False):
+            raise UnsupportedFeatureError(
+                "no-audio-embedding", f"the embedding model {embedder.model!r} cannot embed "
+                "audio (QueryAudio): index with multimodal-embedding-one-peace-v1",
+                backend=embedder.model)
+        parts.append(("audio", file_for_uri(str(semantic.audio)), factors[2]))
+    assert parts, "query_mode let a vector query through without input"
+    if getattr(embedder, "fuses_inputs", False) and (len(parts) > 1 or parts[0][0] == "audio"):
+        return np.asarray(embedder.embed_fused(parts),  # type: ignore[attr-defined]
                           dtype=np.float32)
-    vectors = [l2_normalise(embed_text(embedder, text)), l2_normalise(embed_image(embedder, image))]
-    return l2_normalise(np.average(vectors, axis=0, weights=factors))
+    single = {"text": embed_text, "image": embed_image}
+    vectors = [l2_normalise(single[kind](embedder, value)) for kind, value, _ in parts]
+    if len(vectors) == 1:
+        return vectors[0]
+    return l2_normalise(np.average(vectors, axis=0, weights=[f for _, _, f in parts]))

@@ -1,19 +1,27 @@
 """FileMetaExport throughput and memory: export N file metas (1M by default) to JSONL.
 
-Loads N metas into a fresh SQLite store once, then exports N/4, N/2 and N of them (each in a
-fresh process, through the same query path an Airflow export task takes) and prints rows/s and
-peak RSS, which must not grow with N. Target: >= 50,000 rows/s with flat memory.
+Loads N metas once, then exports about N/4, N/2 and all of them (each in a fresh process,
+through the same query path an Airflow export task takes) and prints rows/s and peak RSS,
+which must not grow with N. Target: >= 50,000 rows/s with flat memory.
 
-    python bench/export.py                  # 1,000,000 metas
+On SQLite (the default here) the metas are loaded into a file kept under ``--dir`` for later
+runs. With ``--pg`` they are the DSL bench's rows (``bench/dsl_data.py``, 1 % of them
+DELETED and so not exported), COPYed into a throw-away PostgreSQL database, on a server at
+that admin URL or on an embedded server (the default store) in a temporary folder.
+
+    python bench/export.py                  # 1,000,000 metas, SQLite
     python bench/export.py --rows 200000
+    python bench/export.py --rows 10000000 --pg embedded
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,14 +60,10 @@ def load(db: str, rows: int) -> None:
     store.close()
 
 
-def export_once(db: str, limit: int, out: str) -> dict:
+def export_once(db: str, dataset: str, query: str, out: str) -> dict:
     store = open_store(db)
-    # every meta, or the first `limit` of them: FileCreateTime counts rows here
-    dataset_id = store.get_dataset("bench-export").dataset_id
-    everything = limit >= store.count_file_metas(dataset_id, "v1")
-    query = None if everything else f"FileCreateTime < '{_iso(1_700_000_000_000 + limit)}'"
     t0 = time.perf_counter()
-    result = run_export_job(store, "bench-export", "v1", export_dir_uri=out, query=query)
+    result = run_export_job(store, dataset, "v1", export_dir_uri=out, query=query or None)
     seconds = time.perf_counter() - t0
     return {"rows": result.row_count, "seconds": round(seconds, 2),
             "rows_per_s": round(result.row_count / seconds),
@@ -72,27 +76,58 @@ def _iso(ms: int) -> str:
     return to_iso(ms) or ""
 
 
+def sqlite_store(base: Path, rows: int) -> tuple[str, str, list[str]]:
+    """The kept SQLite store of ``rows`` metas, its dataset, and queries for N/4, N/2, N."""
+    db = str(base / f"metas-{rows}.db")
+    if not Path(db).exists():
+        t = time.perf_counter()
+        load(db + ".part", rows)
+        os.replace(db + ".part", db)
+        print(f"loaded {rows} metas in {time.perf_counter() - t:.0f}s", flush=True)
+    # FileCreateTime counts rows here: the first N/4, N/2, and every meta
+    queries = [f"FileCreateTime < '{_iso(1_700_000_000_000 + n)}'" for n in (rows // 4, rows // 2)]
+    return db, "bench-export", [*queries, ""]
+
+
+def pg_store(admin: str, rows: int) -> tuple[str, str, list[str]]:
+    """A throw-away PostgreSQL database holding the DSL bench's rows, and queries for about
+    N/4, N/2 and N of them (their update times are uniform over ``SPAN_MS``)."""
+    from bench import dsl, dsl_data
+
+    if admin == "embedded":
+        from mmdm.adapters.metadata.embedded import embedded_postgres_url
+
+        folder = tempfile.mkdtemp(prefix="mmdm-bench-export-pg-")
+        atexit.register(shutil.rmtree, folder, True)  # after the server's own exit handler
+        admin = embedded_postgres_url(folder + "/pg")
+    dsn, _ = dsl.create_pg(admin)
+    atexit.register(dsl.drop_pg, admin, dsn)
+    store, _, loaded, indexed = dsl.load_pg(dsn, rows)
+    store.close()
+    print(f"loaded {rows} metas in {loaded:.0f}s, indexes {indexed:.0f}s", flush=True)
+    cut = [dsl_data.START_MS + dsl_data.SPAN_MS * n // 4 for n in (1, 2)]
+    return dsn, "bench", [*(f"FileUpdateTime < '{_iso(ms)}'" for ms in cut), ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--pg", help="a PostgreSQL admin URL, or 'embedded' (default: SQLite)")
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "mmdm-bench-export"))
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(export_once(args.child[0], int(args.child[1]), args.child[2])))
+        print(json.dumps(export_once(*args.child)))
         return
     base = Path(args.dir)
     base.mkdir(parents=True, exist_ok=True)
-    db = str(base / f"metas-{args.rows}.db")
-    if not Path(db).exists():
-        t = time.perf_counter()
-        load(db + ".part", args.rows)
-        os.replace(db + ".part", db)
-        print(f"loaded {args.rows} metas in {time.perf_counter() - t:.0f}s", flush=True)
-    for n in (args.rows // 4, args.rows // 2, args.rows):
+    db, dataset, queries = (pg_store(args.pg, args.rows) if args.pg
+                            else sqlite_store(base, args.rows))
+    for query in queries:
         out = tempfile.mkdtemp(dir=base)
-        line = subprocess.run([sys.executable, __file__, "--child", db, str(n), out],
+        line = subprocess.run([sys.executable, __file__, "--child", db, dataset, query, out],
                               check=True, capture_output=True, text=True).stdout
+        shutil.rmtree(out, ignore_errors=True)
         row = json.loads(line.strip().splitlines()[-1])
         print(f"N={row['rows']:>8}  {row['seconds']:>7.2f}s  {row['rows_per_s']:>7} rows/s  "
               f"peak RSS {row['peak_rss_mb']:>6.1f} MB", flush=True)

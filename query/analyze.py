@@ -22,7 +22,7 @@ from .errors import DslSemanticError, DslSyntaxError
 from .schema import Attribute, Role, Type
 
 # Where a lifted row's value goes: Query.semantic field names.
-SEMANTIC_FIELDS = {"Content": "text", "QueryImage": "image"}
+SEMANTIC_FIELDS = {"Content": "text", "QueryImage": "image", "QueryAudio": "audio"}
 
 
 def _err(code: str, message: str, span: Span | None, expected: tuple[str, ...] = ()) -> Exception:

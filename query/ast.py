@@ -160,10 +160,12 @@ def depth(node: Node) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Semantic:
-    """The vector part of a query: ``Content:'...'`` (text) or a query image URI."""
+    """The vector part of a query: ``Content:'...'`` (text), a query image URI, a query audio
+    URI (ONE-PEACE), or several of them fused."""
 
     text: str | None = None
     image: str | None = None
+    audio: str | None = None
 
 
 def _freeze(options: Mapping[str, Value]) -> Mapping[str, Value]:

@@ -46,7 +46,8 @@ def to_json(query: Query | Node) -> dict[str, Any]:
     semantic = None
     if query.semantic is not None:
         semantic = {k: v for k, v in (("text", query.semantic.text),
-                                      ("image", query.semantic.image)) if v is not None}
+                                      ("image", query.semantic.image),
+                                      ("audio", query.semantic.audio)) if v is not None}
     return {"ast_version": AST_VERSION, "filter": node_to_json(query.filter),
             "semantic": semantic, "options": dict(query.options)}
 
@@ -99,9 +100,9 @@ def _build(kind: str, data: dict[str, Any], depth: int) -> Node:
 def _semantic(data: Any) -> Semantic | None:
     if data is None:
         return None
-    if not isinstance(data, dict) or not set(data) <= {"text", "image"} or not all(
+    if not isinstance(data, dict) or not set(data) <= {"text", "image", "audio"} or not all(
             isinstance(v, str) for v in data.values()):
-        raise _bad("semantic must be null or an object with string 'text' / 'image'")
+        raise _bad("semantic must be null or an object with string 'text' / 'image' / 'audio'")
     return Semantic(**data) if data else None
 
 

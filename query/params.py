@@ -68,16 +68,15 @@ OPTION_PARAMS: dict[str, str] = {
     "ScoreThreshold": "ScoreThreshold", "QueryType": "QueryType", "SortBy": "SortBy",
     "Order": "Order", "MaxResults": "MaxResults", "PageSize": "MaxResults",
     "NextToken": "NextToken", "ThumbnailMode": "ThumbnailMode", "IndexContent": "IndexContent",
-    "TextFactor": "TextFactor", "ImageFactor": "ImageFactor",
+    "TextFactor": "TextFactor", "ImageFactor": "ImageFactor", "AudioFactor": "AudioFactor",
+    "QueryAudio": "QueryAudio",
 }
 # What an SDK sends beside QueryExpression to page through it (PAI's SDK: MaxResults).
 PAGING_PARAMS = ("MaxResults", "PageSize", "NextToken", "Order", "SortBy", "ThumbnailMode")
 # Options that combine with QueryExpression as the paging ones do: ``Status`` picks the scope
 # (ACTIVE, DELETED or ALL rows) the way DatasetVersion picks the version.
 COMBINABLE_PARAMS = (*PAGING_PARAMS, "Status")
-UNSUPPORTED = {"QueryVideo": "video queries are not supported",
-               "QueryAudio": "audio queries are not supported yet (ONE-PEACE embeds audio, but "
-                             "only from a URL DashScope can fetch or upload)"}
+UNSUPPORTED = {"QueryVideo": "video queries are not supported"}
 KNOWN = ROUTING | {p for p, _, _ in FILTER_PARAMS} | set(OPTION_PARAMS) | set(UNSUPPORTED) | {
     "QueryExpression"}
 

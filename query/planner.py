@@ -150,10 +150,10 @@ def query_mode(query: Query, *, image_upload: bool = False) -> tuple[str, str]:
     query_type = str(query.option("QueryType", "MIX"))
     semantic = query.semantic
     text = semantic is not None and semantic.text is not None
+    audio = semantic is not None and semantic.audio is not None
     images = [x for x in (image_upload, semantic is not None and semantic.image is not None)
               if x]
-    inputs = [text, *images]
-    inputs = [x for x in inputs if x]
+    inputs = [x for x in (text, *images, audio) if x]
     if query_type == "TAG":
         why = "QueryType=TAG" + (": the semantic part is ignored" if inputs else "")
         return "TAG", why
@@ -163,9 +163,10 @@ def query_mode(query: Query, *, image_upload: bool = False) -> tuple[str, str]:
     if not inputs:
         if query_type == "VECTOR":
             raise DslSemanticError("missing-semantic", "QueryType=VECTOR needs Content (or "
-                                   "QueryText) or QueryImage")
+                                   "QueryText), QueryImage or QueryAudio")
         return "TAG", "MIX without a semantic part is a TAG listing"
-    fused = " to the text and the image together" if text and images else ""
+    named = [n for n, given in (("text", text), ("image", images), ("audio", audio)) if given]
+    fused = f" to the {' and the '.join(named)} together" if len(named) > 1 else ""
     return "VECTOR", (f"QueryType={query_type}: the filter's matches ranked by similarity"
                       f"{fused}")
 

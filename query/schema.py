@@ -146,12 +146,14 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     _opt("Status", Type.KEYWORD, Role.SCOPE, choices=("ACTIVE", "DELETED", "ALL")),
     _opt("Content", Type.TEXT, Role.SEMANTIC),
     _opt("QueryImage", Type.KEYWORD, Role.SEMANTIC, pai=False),
+    _opt("QueryAudio", Type.KEYWORD, Role.SEMANTIC, pai=False),
     # Which vectors a VECTOR/MIX query ranks: the images', or their descriptions' (a second
     # index set per version, see SemanticIndex contentList).
     _opt("IndexContent", Type.KEYWORD, choices=("file", "description"), pai=False),
-    # How much the text and the image weigh in a query that has both (ONE-PEACE's "factor").
+    # How much the text, the image and the audio weigh in a fused query (ONE-PEACE's "factor").
     _opt("TextFactor", Type.NUMBER, bounds=(0.01, 100), pai=False),
     _opt("ImageFactor", Type.NUMBER, bounds=(0.01, 100), pai=False),
+    _opt("AudioFactor", Type.NUMBER, bounds=(0.01, 100), pai=False),
     _opt("TopK", Type.NUMBER, bounds=(1, 5000)),
     _opt("ScoreThreshold", Type.NUMBER),
     _opt("QueryType", Type.KEYWORD, choices=("MIX", "TAG", "VECTOR")),

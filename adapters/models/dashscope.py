@@ -11,6 +11,7 @@ a local path would make the SDK upload that file to DashScope's own storage firs
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import dashscope
 import numpy as np
 import requests
 from dashscope.common.error import DashScopeException
+from dashscope.utils.oss_utils import OssUtils
 
 from ..errors import AdapterError, ConfigError, NotSupportedError
 from .base import ImageInput, TagDefinition, TagResult, l2_normalise
@@ -178,6 +180,10 @@ class EmbeddingModelSpec:
     fused: bool = False  # ONE-PEACE: one weighted-average vector per request
 
 
+# ONE-PEACE's audio: wav, mp3 or flac up to 5 MB (and 15 s, which the service checks).
+AUDIO_FORMATS = ("wav", "mp3", "flac")
+MAX_AUDIO_BYTES = 5 * 1024 * 1024
+
 EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {
     # One image per call: the older documentation version; the newer one says 8.
     "multimodal-embedding-v1": EmbeddingModelSpec((1024,), 1, sends_dimension=False),
@@ -211,6 +217,7 @@ class DashScopeEmbedder(_DashScopeClient):
                          timeout=timeout)
         self.spec = spec
         self.fuses_inputs = spec.fused
+        self.embeds_audio = spec.fused  # ONE-PEACE
         self.image_limits = limits_for("dashscope", model)
         self.dimension = int(dimension) if dimension is not None else spec.dimensions[0]
         self.max_batch = spec.max_images
@@ -238,20 +245,54 @@ class DashScopeEmbedder(_DashScopeClient):
         return [r if r is not None else AdapterError("not embedded", retriable=True)
                 for r in results]
 
-    def embed_fused(self, text: str, image: ImageInput,
-                    factors: tuple[float, float]) -> np.ndarray:
-        """ONE-PEACE's own fusion of a text and an image (``fuses_inputs``): one request, one
-        vector, each input weighted by its ``factor``."""
+    def embed_fused(self, parts: Sequence[tuple[str, Any, float]]) -> np.ndarray:
+        """ONE-PEACE's own fusion (``fuses_inputs``) of a text, an image and an audio file
+        (``(kind, input, factor)``): one request, one vector, each input weighted by its
+        factor. Audio goes the way DashScope takes local files: uploaded to its storage
+        with an upload policy from this connection's base URL, then named ``oss://…``."""
         if not self.fuses_inputs:
             raise NotSupportedError(f"{self.model} embeds each input on its own")
-        if not text.strip():
-            raise AdapterError("cannot embed an empty text", is_input_error=True)
-        entry = self._request([{"text": _sdk_safe_text(text), "factor": factors[0]},
-                               {"image": image_reference(prepared(self, image)),
-                                "factor": factors[1]}])[0]
+        contents: list[dict[str, Any]] = []
+        with tempfile.TemporaryDirectory(prefix="mmdm-audio-") as folder:
+            for kind, value, factor in parts:
+                if kind == "text":
+                    if not str(value).strip():
+                        raise AdapterError("cannot embed an empty text", is_input_error=True)
+                    item: dict[str, Any] = {"text": _sdk_safe_text(str(value))}
+                elif kind == "image":
+                    item = {"image": image_reference(prepared(self, value))}
+                else:
+                    item = {"audio": self._upload_audio(value, folder)}
+                contents.append({**item, "factor": factor})
+            entry = self._request(contents)[0]
         if isinstance(entry, Exception):
             raise entry
         return entry
+
+    def _upload_audio(self, audio: ImageInput, folder: str) -> str:
+        name = os.path.basename(urlsplit(audio.uri).path) or "query"
+        extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if extension not in AUDIO_FORMATS:
+            raise AdapterError(f"{audio.uri}: {self.model} takes {', '.join(AUDIO_FORMATS)} "
+                               "audio", is_input_error=True)
+        data = audio.data or b""
+        if len(data) > MAX_AUDIO_BYTES:
+            raise AdapterError(f"{audio.uri}: {self.model} takes audio up to "
+                               f"{MAX_AUDIO_BYTES // (1024 * 1024)} MB", is_input_error=True)
+        path = os.path.join(folder, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        service = f"DashScope upload ({self.model})"
+        try:
+            url, _ = OssUtils.upload(model=self.model, file_path=path, api_key=self._api_key,
+                                     base_address=self.base_url, workspace=self.workspace)
+        except requests.RequestException as exc:
+            raise AdapterError(self._redact(transport_error(service, exc).message),
+                               retriable=True) from None
+        except DashScopeException as exc:  # the policy request or the upload was refused
+            raise AdapterError(self._redact(f"{service}: {shorten(exc)}"),
+                               retriable=True) from None
+        return str(url)
 
     def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
         """One request per text: the documented limits count texts per call separately."""

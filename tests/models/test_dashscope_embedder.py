@@ -237,3 +237,108 @@ def test_a_one_peace_query_fuses_text_and_image_in_one_request_with_their_factor
     for meta, score in page.items:
         assert score == pytest.approx(float(l2_normalise(raw(meta)) @ fused), abs=1e-5)
     store.close()
+
+
+def _wav(seconds: float = 0.5) -> bytes:
+    """A short mono 16-bit WAV of noise."""
+    import io
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.random.default_rng(7).integers(-3000, 3000, int(8000 * seconds),
+                                                        dtype=np.int16).tobytes())
+    return out.getvalue()
+
+
+@pytest.fixture
+def one_peace_version(fake_dashscope: FakeDashScope, tmp_path):
+    from mmdm.adapters.jobs import run_index_job
+    from mmdm.adapters.metadata import open_store
+    from mmdm.adapters.search import SearchService
+    from tests.fakes.numpy_vectors import NumpyVectorStore
+    from tests.jobs.conftest import make_version
+
+    store = open_store(f"sqlite:///{tmp_path / 'metadata.db'}")
+    dataset_id = make_version(store, tmp_path / "images", 6)
+    (tmp_path / "images" / "sounds").mkdir()
+    (tmp_path / "images" / "sounds" / "cow.wav").write_bytes(_wav())
+    embedder = embedder_for(fake_dashscope, "multimodal-embedding-one-peace-v1")
+    vectors = NumpyVectorStore(embedder.dimension)
+    run_index_job(store, dataset_id, "v1", embedder=embedder, vector_store=vectors)
+    yield store, dataset_id, SearchService(store, vector_store=vectors, embedder=embedder)
+    store.close()
+
+
+def test_a_one_peace_query_uploads_its_audio_and_fuses_it_with_the_text(
+        fake_dashscope: FakeDashScope, one_peace_version, tmp_path) -> None:
+    """QueryAudio (ONE-PEACE): the file is uploaded with a policy from the connection's own
+    base URL, named oss://… in the one fused request with its factor, and the search ranks
+    by the vector the model returns."""
+    from mmdm.query import parse
+
+    store, dataset_id, search = one_peace_version
+    audio_uri = (tmp_path / "images" / "sounds" / "cow.wav").as_uri()
+    before = len(fake_dashscope.requests)
+    page = search.search(dataset_id, "v1", parse(
+        f"Content:'a cow' AND QueryAudio='{audio_uri}' AND AudioFactor=3 AND TopK=6"))
+    sent = fake_dashscope.requests[before:]
+    policy, upload, query = sent
+    assert (policy.method, policy.path.split("?")[0]) == ("GET", "/api/v1/uploads")
+    assert "model=multimodal-embedding-one-peace-v1" in policy.path
+    assert (upload.method, upload.path) == ("POST", "/oss-upload")
+    [(key, data)] = fake_dashscope.uploads.items()
+    assert key.endswith("/cow.wav") and data == _wav()
+    assert query.headers["x-dashscope-ossresourceresolve"] == "enable"
+    assert query.body["input"]["contents"] == [{"text": "a cow", "factor": 1.0},
+                                               {"audio": f"oss://{key}", "factor": 3.0}]
+    fused = l2_normalise(np.average([fake_vector("a cow", 1536), fake_vector(_wav(), 1536)],
+                                    axis=0, weights=[1.0, 3.0]))
+    metas = {m.file_meta_id: m for m in store.iter_file_metas(dataset_id, "v1")}
+    images = {k: l2_normalise(v) for k, v in zip(metas, embedder_for(
+        fake_dashscope, "multimodal-embedding-one-peace-v1").embed_images(
+            [ImageInput(m.uri, (tmp_path / "images" / m.file_dir / m.file_name).read_bytes(),
+                        m.content_type or "image/png") for m in metas.values()]))}
+    expected = sorted(images, key=lambda k: -float(images[k] @ fused))
+    assert [m.file_meta_id for m, _ in page.items] == expected[:len(page.items)]
+    assert len(page.items) == len(expected)  # every image scores above the default
+
+
+def test_audio_alone_is_one_request_and_other_models_refuse_audio(
+        fake_dashscope: FakeDashScope, one_peace_version, tmp_path) -> None:
+    from mmdm.adapters.search import SearchService
+    from mmdm.query import UnsupportedFeatureError, parse
+    from tests.fakes.numpy_vectors import NumpyVectorStore
+
+    store, dataset_id, search = one_peace_version
+    audio_uri = (tmp_path / "images" / "sounds" / "cow.wav").as_uri()
+    page = search.search(dataset_id, "v1", parse(f"QueryAudio='{audio_uri}' AND TopK=2"))
+    assert len(page.items) == 2
+    assert bodies(fake_dashscope)[-1]["input"]["contents"][0]["audio"].startswith("oss://")
+    plus = embedder_for(fake_dashscope, "tongyi-embedding-vision-plus", dimension=64)
+    other = SearchService(store, vector_store=NumpyVectorStore(64), embedder=plus,
+                          index_set_id="any")
+    with pytest.raises(UnsupportedFeatureError, match="cannot embed audio"):
+        other.search(dataset_id, "v1", parse(f"QueryAudio='{audio_uri}'"))
+
+
+def test_audio_the_model_cannot_take_is_refused_before_any_upload(
+        fake_dashscope: FakeDashScope, one_peace_version, tmp_path) -> None:
+    from mmdm.query import parse
+
+    store, dataset_id, search = one_peace_version
+    (tmp_path / "images" / "sounds" / "cow.ogg").write_bytes(b"OggS" + b"\0" * 100)
+    (tmp_path / "images" / "sounds" / "long.wav").write_bytes(_wav(seconds=400))  # > 5 MB
+    before = len(fake_dashscope.requests)
+    for name, why in (("cow.ogg", "takes wav, mp3, flac"), ("long.wav", "up to 5 MB")):
+        uri = (tmp_path / "images" / "sounds" / name).as_uri()
+        with pytest.raises(AdapterError, match=why):
+            search.search(dataset_id, "v1", parse(f"QueryAudio='{uri}'"))
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(_wav())
+    with pytest.raises(AdapterError, match="not a file of a registered dataset"):
+        search.search(dataset_id, "v1", parse(f"QueryAudio='{outside.as_uri()}'"))
+    assert len(fake_dashscope.requests) == before

@@ -94,7 +94,7 @@ def test_same_rows_as_dsl() -> None:
     ({"QueryFileNam": "a"}, "unknown-param", "did you mean 'QueryFileName'?"),
     ({"Tags": "a"}, "unknown-param", "Tags"),
     ({"QueryVideo": "oss://b/v.mp4"}, "unsupported-param", "QueryVideo"),
-    ({"QueryAudio": "oss://b/a.wav"}, "unsupported-param", "QueryAudio"),
+    ({"QueryText": "x", "AudioFactor": "200"}, "bad-value", "AudioFactor"),
     ({"QueryText": "x", "TextFactor": "0"}, "bad-value", "TextFactor"),
     ({"QueryText": "x", "ImageFactor": "-1"}, "bad-value", "ImageFactor"),
     ({"QueryText": "x", "IndexContent": "audio"}, "bad-value", "IndexContent"),

@@ -43,6 +43,7 @@ LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
     ("QueryType", "string", "MIX, TAG or VECTOR"),
     ("QueryText", "string", "text to search (with QueryType=TAG: a required tag)"),
     ("QueryImage", "string", "Uri of a dataset file to search by image"),
+    ("QueryAudio", "string", "Uri of a dataset's audio file (ONE-PEACE indexes only)"),
     ("TopK", "integer", "max vector hits, 1-5000 (default 10)"),
     ("ScoreThreshold", "number", "only scores strictly greater than this"),
     ("QueryTagsIncludeAll", "string", "comma-separated: must carry all"),
@@ -68,6 +69,7 @@ LIST_PARAMS: tuple[tuple[str, str, str], ...] = (
                              "newest of IndexContent; see .../versions/{VersionName}/indexsets)"),
     ("TextFactor", "number", "weight of QueryText beside an image, 0.01-100 (default 1)"),
     ("ImageFactor", "number", "weight of the image beside QueryText, 0.01-100 (default 1)"),
+    ("AudioFactor", "number", "weight of QueryAudio in a fused query, 0.01-100 (default 1)"),
     ("IndexContent", "string", "file (default: rank the images' vectors) or description (rank "
                                "the descriptions': text-to-text, image-to-text)"),
     ("ExactTotalCount", "boolean", "count every match (default: past 1,000 matches that "
