@@ -33,8 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mmdm.adapters.export.job import run_export_job  # noqa: E402
 from mmdm.adapters.ids import file_meta_id  # noqa: E402
 from mmdm.adapters.metadata import FileMeta, open_store  # noqa: E402
-from mmdm.adapters.search import SearchService  # noqa: E402,F401  (imported before timing starts)
-from mmdm.query import parse  # noqa: E402,F401
 
 TAGS = ["car", "bus", "lane line", "crosswalk", "tunnel", "night", "rain", "snow"]
 
@@ -126,7 +124,7 @@ def main() -> None:
     for query in queries:
         out = tempfile.mkdtemp(dir=base)
         line = subprocess.run([sys.executable, __file__, "--child", db, dataset, query, out],
-                              check=True, capture_output=True, text=True).stdout
+                              check=True, stdout=subprocess.PIPE, text=True).stdout
         shutil.rmtree(out, ignore_errors=True)
         row = json.loads(line.strip().splitlines()[-1])
         print(f"N={row['rows']:>8}  {row['seconds']:>7.2f}s  {row['rows_per_s']:>7} rows/s  "

@@ -18,7 +18,7 @@ import orjson
 
 from mmdm.query import Query, parse, parse_params, to_dsl, to_json
 
-from ..errors import AdapterError, AlreadyExistsError
+from ..errors import AdapterError, AlreadyExistsError, NotFoundError
 from ..metadata import MetadataStore
 from ..search import SearchService
 from ..storage import OssConfig, Storage, open_storage
@@ -145,9 +145,14 @@ def iter_export_rows(search: SearchService, dataset_id: str, version: str, query
 
 
 def _tag_definitions(store: MetadataStore, jobs: Iterable[str]) -> list[dict[str, Any]]:
+    """The tag definitions of the tagging jobs among ``jobs``. A job deleted since
+    (DeleteDatasetJob keeps what it wrote) is only named in the source jobs."""
     out = []
     for job_id in jobs:
-        spec = store.get_job(job_id).job_spec
+        try:
+            spec = store.get_job(job_id).job_spec
+        except NotFoundError:
+            continue
         if "promptId" in spec:
             out.append({"promptId": spec["promptId"], "revision": spec.get("promptRevision"),
                         "tagJobId": job_id, "modelId": spec.get("modelId")})

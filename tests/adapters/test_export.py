@@ -275,3 +275,23 @@ def test_exports_in_the_same_second_get_their_own_folders(store, built, tmp_path
         loaded = ExportDataset(result.manifest_uri)
         assert len(loaded) == result.row_count == expected[query], query
         assert len({row["uri"] for row in (loaded[i] for i in range(len(loaded)))}) == len(loaded)
+
+
+def test_an_export_after_its_tagging_job_was_deleted_names_what_it_still_knows(
+        store, built, tmp_path):
+    """DeleteDatasetJob keeps the tags a job wrote: an export of them still runs; the manifest
+    lists the tag definitions of the jobs that remain and names every source job."""
+    from mmdm.adapters.jobs import run_tagging_job
+    from mmdm.adapters.models import LOCAL_TAG_DEFINITION, LocalPixelTagger
+
+    ds, _ = built
+    store.create_prompt("pixels", LOCAL_TAG_DEFINITION.tags,
+                        guide_prompt=LOCAL_TAG_DEFINITION.guide_prompt)
+    kept = run_tagging_job(store, ds.dataset_id, "v1", tagger=LocalPixelTagger(),
+                           prompt="pixels", mode="Full").job_id
+    store.execute("UPDATE file_metas SET tag_job_id = 'dsjob-gone' WHERE file_name = '0.png'")
+    result = export_file_metas(store, ds.dataset_id, "v1", export_dir_uri=str(tmp_path), now=WHEN)
+    manifest = yaml.safe_load(Path(result.manifest_uri.removeprefix("file://")).read_text())
+    assert result.row_count == 7
+    assert set(manifest["sourceJobs"]) >= {kept, "dsjob-gone"}
+    assert [d["tagJobId"] for d in manifest["tagDefinitions"]] == [kept]
