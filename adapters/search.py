@@ -13,6 +13,7 @@ import hashlib
 import json
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,35 @@ class RankedCache(LruCache):
 # The SQL of recent listings, shared by every service of the process: a gallery repeats a few
 # searches and pages through them, and compiling them (sqlglot) was a sixth of a listing's CPU.
 _COMPILED = LruCache(512)
+
+# The keys of recent listings that sort their matches (few of them in a large version), shared
+# by the process: a later page is a slice of the list its first page collected, instead of
+# collecting and sorting every match again (paging a 9,000-file folder of a 1M-file version to
+# its end cost 25 ms a page, bench/paging.py). Lists of up to SORTED_KEYS_UP_TO keys are kept
+# (1.6 MB each at most), for as long as a service keeps ranked lists (``cache_s``). Such a
+# listing's pages are the files that matched on its first page, less those deleted since, then
+# whatever matches after its last key when they end (files written since, in key order).
+SORTED_KEYS_UP_TO = 100_000
+_SORTED_KEYS = LruCache(32)
+# A listing of several pages sorts its matches, to page through the kept keys, when that costs
+# its first page at most this much (the count again, plus each key's trip to the client):
+# walking the key order for rare matches costs about that on every page (a 1 % folder of 1M
+# files: count 25 ms, each walked page 25-30 ms, bench/paging.py).
+CHEAP_SORT_MS = 50.0
+KEY_MS = 0.0005
+
+
+@dataclass(frozen=True)
+class _SortedKeys:
+    """A sorted listing's keys in page order, and their SortBy times when it has one."""
+
+    pks: array
+    times: array | None
+    at: float
+
+    def keyset(self, i: int) -> Any:
+        """The NextToken cursor after the ``i``-th key, as the SQL pages make it."""
+        return int(self.pks[i]) if self.times is None else (int(self.times[i]), int(self.pks[i]))
 
 
 class SearchService:
@@ -322,26 +352,74 @@ class SearchService:
                   plan: planner.Plan, exact_count: bool = False) -> SearchPage:
         key = query_key(query, dataset_id, version)
         fp = fingerprint_of(key)
-        after, total, sort, estimated = _tag_cursor(query, fp, self.token_key)
+        after, total, sort, estimated, offset = _tag_cursor(query, fp, self.token_key)
         if total is None:  # counted once, on the first page; later pages carry it in the token
             total, estimated, count_ms = self._total(dataset_id, version, query, exact_count,
                                                      key)
-            sort = self._sorting_pays(dataset_id, version, total, count_ms, max_results)
-        # The page's keys, then their rows: sorting whole rows cost more than the round trip.
-        rows = self._sql(query, dataset_id, version, key, limit=max_results + 1, after=after,
-                         sort_matches=sort)
-        page, more = rows[:max_results], len(rows) > max_results
-        cursor = ({"k": _keyset(query, page[-1]), "n": total, "s": sort, "e": estimated}
-                  if more else None)
-        token = encode_token("tag", cursor, fp, self.token_key) if cursor else None
-        metas = self.store.get_file_metas_by_pk([r[0] for r in page])
+            sort = (self._sorting_pays(dataset_id, version, total, count_ms, max_results)
+                    or (not estimated and keeping_sorted_keys_pays(total, count_ms,
+                                                                   max_results)))
+        keys = None
+        if sort and not estimated and total <= SORTED_KEYS_UP_TO:
+            keys = self._sorted_keys(query, dataset_id, version, key, after, offset)
+        cursor: dict[str, Any] | None = None
+        pks: list[int] = []
+        from_earlier_list = keys is not None and after is not None
+        if keys is not None:  # a slice of the listing's sorted keys
+            start = 0 if after is None else int(offset or 0)
+            pks = [int(k) for k in keys.pks[start:start + max_results]]
+            end = start + len(pks)
+            if end < len(keys.pks):
+                cursor = {"k": keys.keyset(end - 1), "o": end}
+            else:  # past the list, what matches after its last key now: files written since
+                after = keys.keyset(end - 1) if end else None
+        if keys is None or cursor is None:  # keys from SQL, then their rows (sorting whole
+            room = max_results - len(pks)   # rows cost more than the second round trip)
+            rows = self._sql(query, dataset_id, version, key, limit=room + 1, after=after,
+                             sort_matches=sort)
+            pks += [r[0] for r in rows[:room]]
+            if len(rows) > room:
+                cursor = {"k": _keyset(query, rows[room - 1]) if room else after}
+        token = None
+        if cursor is not None:
+            cursor.update({"n": total, "s": sort, "e": estimated})
+            token = encode_token("tag", cursor, fp, self.token_key)
+        metas = self.store.get_file_metas_by_pk(pks)
+        if from_earlier_list:  # the list's files, less those deleted (or restored) since
+            scope = str(query.option("Status", "ACTIVE"))
+            metas = [m for m in metas if scope in ("ALL", m.status)]
         plan.strategy = f"SQL keyset page{_order_text(query)}, {_shape_text(sort)}"
+        if keys is not None:
+            plan.notes.append(f"the page is a slice of the {len(keys.pks)} sorted keys its "
+                              "first page collected")
         plan.filter_count, plan.results = total, len(metas)
         if estimated:
             plan.notes.append("TotalCount: the planner's estimate (more matches than were "
                               "counted); ask for an exact count to count them all")
         return SearchPage([(m, None) for m in metas], total, token, max_results, plan.explain(),
                           estimated)
+
+    def _sorted_keys(self, query: Query, dataset_id: str, version: str, key: str,
+                     after: Any, offset: int | None) -> _SortedKeys | None:
+        """The listing's sorted keys: collected on its first page (when there are at most
+        ``SORTED_KEYS_UP_TO``), and on a later one the list that page's token was cut from,
+        if this process still holds it (else None: the SQL keyset page resumes the listing)."""
+        if after is None:
+            rows = self._sql(query, dataset_id, version, key, limit=SORTED_KEYS_UP_TO + 1,
+                             sort_matches=True)
+            if len(rows) > SORTED_KEYS_UP_TO:
+                return None
+            sorted_by_time = sort_column(query) is not None
+            keys = _SortedKeys(array("q", (int(r[0]) for r in rows)),
+                               array("q", (int(r[-1]) for r in rows)) if sorted_by_time
+                               else None, time.monotonic())
+            _SORTED_KEYS.put(key, keys)
+            return keys
+        keys = _SORTED_KEYS.get(key)
+        if (keys is None or time.monotonic() - keys.at > self.cache_s or offset is None
+                or not 0 < offset <= len(keys.pks) or keys.keyset(offset - 1) != after):
+            return None
+        return keys
 
     def _iter_tag(self, dataset_id: str, version: str, query: Query, page_size: int,
                   columns: Sequence[str | exp.Expression]) -> Iterator[tuple[tuple, None]]:
@@ -520,6 +598,13 @@ def sorting_pays(rows: int, matches: int, count_ms: float, page_size: int) -> bo
     return count_ms <= walk_rows * WALK_MS_PER_ROW
 
 
+def keeping_sorted_keys_pays(matches: int, count_ms: float, page_size: int) -> bool:
+    """Whether a listing of several pages should sort its matches once and page through the
+    kept keys (see ``_SORTED_KEYS``) although walking would serve its first page sooner."""
+    return (page_size < matches <= SORTED_KEYS_UP_TO
+            and count_ms + matches * KEY_MS <= CHEAP_SORT_MS)
+
+
 def _chunks(items: Iterable[planner.Hit], size: int) -> Iterator[list[planner.Hit]]:
     chunk: list[planner.Hit] = []
     for item in items:
@@ -544,23 +629,26 @@ def _keyset(query: Query, row: tuple) -> Any:
     return int(row[0]) if sort_column(query) is None else [int(row[-1]), int(row[0])]
 
 
-def _tag_cursor(query: Query, fp: str, key: bytes) -> tuple[Any, int | None, bool, bool]:
-    """``(keyset, total, sort_matches, total_is_estimate)`` from the query's NextToken;
-    ``(None, None, False, False)`` on the first page."""
+def _tag_cursor(query: Query, fp: str,
+                key: bytes) -> tuple[Any, int | None, bool, bool, int | None]:
+    """``(keyset, total, sort_matches, total_is_estimate, offset)`` from the query's
+    NextToken (``offset``: where the page starts in the listing's sorted keys, when it had
+    them); ``(None, None, False, False, None)`` on the first page."""
     token = query.option("NextToken")
     if token is None:
-        return None, None, False, False
+        return None, None, False, False, None
     cursor = decode_token(str(token), "tag", fp, key)
     if not isinstance(cursor, dict):
         cursor = {}
     key, total, sort = cursor.get("k"), cursor.get("n"), cursor.get("s", False)
-    estimated = cursor.get("e", False)
+    estimated, offset = cursor.get("e", False), cursor.get("o")
     sorted_ = sort_column(query) is not None
-    if _is_int(total) and total >= 0 and isinstance(sort, bool) and isinstance(estimated, bool):
+    if (_is_int(total) and total >= 0 and isinstance(sort, bool) and isinstance(estimated, bool)
+            and (offset is None or _is_int(offset) and offset > 0)):
         if not sorted_ and _is_int(key):
-            return key, total, sort, estimated
+            return key, total, sort, estimated, offset
         if sorted_ and isinstance(key, list) and len(key) == 2 and all(map(_is_int, key)):
-            return tuple(key), total, sort, estimated
+            return tuple(key), total, sort, estimated, offset
     raise DslSemanticError("bad-next-token", "NextToken is not valid: its cursor does not fit "
                            "this query; start again without NextToken")
 

@@ -74,6 +74,17 @@ def all_pages(svc: SearchService, loaded: data.Loaded, text: str,
             return pages, items
 
 
+def pages_from(svc: SearchService, loaded: data.Loaded, text: str, token: str | None
+               ) -> list[str]:
+    """The ids of every page from ``token`` on."""
+    ids: list[str] = []
+    while token:
+        page = svc.search(loaded.dataset_id, "v1", parse(f"{text} AND NextToken='{token}'"))
+        ids += [m.file_meta_id for m, _ in page.items]
+        token = page.next_token
+    return ids
+
+
 @pytest.mark.parametrize("matches", [2, 30, 600, 1_500, 3_000])
 @pytest.mark.parametrize(("top_k", "threshold"), [(5, None), (150, 0.1)])
 def test_vector_results_equal_exact_search(loaded: data.Loaded, numpy_index: NumpyVectorStore,
@@ -133,6 +144,8 @@ def test_tag_pages_add_up_to_one_unpaged_query(loaded: data.Loaded, options: str
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # Either page shape, chosen on the first page and kept by every later one, lists the same.
     monkeypatch.setattr(search, "WALK_MS_PER_ROW", walk_ms_per_row)
+    if walk_ms_per_row == 0.0:  # walking always: not even a cheap sort for the kept keys
+        monkeypatch.setattr(search, "CHEAP_SORT_MS", -1.0)
     svc = SearchService(loaded.store)
     text = "Tags.all='mod7-2' AND DataSize < 1000" + options
     pages, items = all_pages(svc, loaded, text + " AND MaxResults=13")
@@ -147,6 +160,62 @@ def test_tag_pages_add_up_to_one_unpaged_query(loaded: data.Loaded, options: str
         by_id = {m.file_meta_id: getattr(m, column) or -1 for m in loaded.metas}
         keys = [by_id[i] for i in unpaged]
         assert keys == sorted(keys, reverse="ASC" not in options)
+
+
+@pytest.mark.parametrize("options", ["", " AND SortBy='FileUpdateTime' AND Order='ASC'"])
+def test_later_pages_of_a_sorted_listing_are_slices_of_the_keys_its_first_page_collected(
+        loaded: data.Loaded, options: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sorting pays for rare matches; a later page then slices the sorted keys the first page
+    collected instead of sorting every match again. The pages equal an unpaged listing; a
+    token whose list this process no longer holds resumes in SQL with the same pages."""
+    monkeypatch.setattr(search, "WALK_MS_PER_ROW", 1e9)  # sorting the matches always pays
+    text = "Tags.all='mod7-2' AND DataSize < 1000" + options
+    svc = SearchService(loaded.store)
+    unpaged = [m.file_meta_id for m, _ in svc.iter_matches(loaded.dataset_id, "v1", parse(text))]
+    statements: list[str] = []
+    real_sql = svc._sql
+    monkeypatch.setattr(svc, "_sql", lambda *a, **kw: statements.append(repr(kw)) or
+                        real_sql(*a, **kw))
+    monkeypatch.setattr(search, "_SORTED_KEYS", search.LruCache(32))  # process-wide: a new one
+    pages, items = all_pages(svc, loaded, text + " AND MaxResults=13")
+    assert [i for i, _ in items] == unpaged and len(pages) == -(-len(unpaged) // 13) > 2
+    assert all("slice of the" in p.plan for p in pages)
+    first_page_statements = 2  # the count, the keys
+    assert len(statements) == first_page_statements + 1  # and past the list's end, once
+    # The lists are gone (another replica, or expired): the same tokens resume in SQL.
+    monkeypatch.setattr(search, "_SORTED_KEYS", search.LruCache(32))
+    again = pages_from(svc, loaded, text + " AND MaxResults=13", pages[0].next_token)
+    assert [i for i, _ in items[13:]] == again
+
+
+def test_a_file_deleted_while_a_sorted_listing_is_paged_drops_out_of_it(
+        loaded: data.Loaded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "WALK_MS_PER_ROW", 1e9)
+    svc = SearchService(loaded.store)
+    text = "Tags.all='mod7-2' AND DataSize < 1000 AND MaxResults=13"
+    first = svc.search(loaded.dataset_id, "v1", parse(text))
+    rest = pages_from(svc, loaded, text, first.next_token)
+    gone = rest[3]
+    loaded.store.execute("UPDATE file_metas SET status = 'DELETED' WHERE file_meta_id = ?",
+                         (gone,))
+    try:
+        after = pages_from(svc, loaded, text, first.next_token)
+    finally:
+        loaded.store.execute("UPDATE file_metas SET status = 'ACTIVE' WHERE file_meta_id = ?",
+                             (gone,))
+    assert after == [i for i in rest if i != gone]
+
+
+@pytest.mark.parametrize(("matches", "count_ms", "keeps"), [
+    (9_000, 8.0, True),       # a 1 % folder of 1M files: sorted once, later pages sliced
+    (90_000, 10.0, False),    # 45 ms of keys to send: the first page would wait for them
+    (9_000, 60.0, False),     # a slow count: the sort would cost as much again
+    (100, 1.0, False),        # one page: nothing to keep
+    (200_000, 1.0, False),    # too many keys to keep
+])
+def test_keeping_sorted_keys_pays_for_cheap_sorts_of_several_pages(
+        matches: int, count_ms: float, keeps: bool) -> None:
+    assert search.keeping_sorted_keys_pays(matches, count_ms, 100) is keeps
 
 
 @pytest.mark.parametrize(("rows", "matches", "count_ms", "sorts"), [
@@ -274,7 +343,8 @@ def test_next_tokens_cannot_be_forged_and_bad_cursors_are_refused(
     refused(tag_q, _forged(payload, b"another service's key"))
     key = svc.token_key
     for bad in ({"k": 1, "n": -5, "s": False}, {"k": "1", "n": 5, "s": False},
-                {"k": 1, "n": 5, "s": "yes"}):
+                {"k": 1, "n": 5, "s": "yes"}, {"k": 1, "n": 5, "s": True, "o": -3},
+                {"k": 1, "n": 5, "s": True, "o": "2"}):
         refused(tag_q, _forged({**payload, "c": bad}, key))
     vec = svc.search(loaded.dataset_id, "v1", parse(vec_q))
     vec_fp = json.loads(base64.urlsafe_b64decode(vec.next_token + "=="))["q"]

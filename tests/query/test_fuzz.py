@@ -118,7 +118,8 @@ NUMBER = st.one_of(INT, st.floats(allow_nan=False, allow_infinity=False).filter(
     lambda f: not 2**53 <= abs(f) < 2**63))
 DATE = st.integers(schema.parse_date("0001-01-01") or 0, schema.parse_date("9999-12-31") or 0).map(
     schema.format_date)
-SHORT_TEXT = st.text(st.characters(blacklist_characters="\x00"), max_size=8)  # NUL: refused
+SHORT_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+                     max_size=8)  # NUL and lone surrogates: refused
 FILTER_ROWS = [a for a in schema.ATTRIBUTES if a.role is Role.FILTER]
 
 
@@ -162,13 +163,16 @@ OPTION_VALUES = st.fixed_dictionaries({}, optional={
     "QueryType": st.sampled_from(["MIX", "TAG", "VECTOR"]),
     "SortBy": st.sampled_from(["FileCreateTime", "FileUpdateTime"]),
     "Order": st.sampled_from(["ASC", "DESC"]), "MaxResults": st.integers(1, 100),
-    "NextToken": st.text(max_size=8), "ThumbnailMode": st.sampled_from(["w_100", "p_50"]),
+    "NextToken": SHORT_TEXT, "ThumbnailMode": st.sampled_from(["w_100", "p_50"]),
     "SignMode": st.just("PUBLIC"), "Status": st.sampled_from(["ACTIVE", "DELETED", "ALL"]),
+    "IndexContent": st.sampled_from(["file", "description"]),
+    "TextFactor": st.floats(0.01, 100), "AudioFactor": st.floats(0.01, 100),
 })
 QUERIES = st.builds(
     Query, trees(leaf()),
-    st.one_of(st.none(), st.builds(Semantic, st.text(max_size=8), st.none()),
-              st.builds(Semantic, st.none(), st.text(max_size=8))),
+    st.one_of(st.none(), st.builds(Semantic, SHORT_TEXT, st.none()),
+              st.builds(Semantic, st.none(), SHORT_TEXT),
+              st.builds(Semantic, SHORT_TEXT, st.none(), SHORT_TEXT)),
     OPTION_VALUES,
 )
 
