@@ -199,6 +199,18 @@ def create_pg(admin: str, name: str | None = None) -> tuple[str, bool]:
     return urlsplit(admin)._replace(path="/" + name).geturl(), exists
 
 
+def throwaway_pg(admin: str) -> str:
+    """The URL of a database dropped at exit, on the server at ``admin``, or for
+    ``'embedded'`` on an embedded server (the default store) in a temporary folder."""
+    if admin == "embedded":
+        folder = tempfile.mkdtemp(prefix="mmdm-bench-pg-")
+        atexit.register(shutil.rmtree, folder, True)  # runs after the server's own exit handler
+        admin = embedded_postgres_url(folder + "/pg")
+    dsn, _ = create_pg(admin)
+    atexit.register(drop_pg, admin, dsn)
+    return dsn
+
+
 def reuse_pg(dsn: str, n: int) -> tuple[MetadataStore, str, float, float]:
     """A kept database loaded by an earlier run with the same ``--rows``."""
     store = open_store(dsn)

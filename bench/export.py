@@ -17,7 +17,6 @@ that admin URL or on an embedded server (the default store) in a temporary folde
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import resource
@@ -92,14 +91,7 @@ def pg_store(admin: str, rows: int) -> tuple[str, str, list[str]]:
     N/4, N/2 and N of them (their update times are uniform over ``SPAN_MS``)."""
     from bench import dsl, dsl_data
 
-    if admin == "embedded":
-        from mmdm.adapters.metadata.embedded import embedded_postgres_url
-
-        folder = tempfile.mkdtemp(prefix="mmdm-bench-export-pg-")
-        atexit.register(shutil.rmtree, folder, True)  # after the server's own exit handler
-        admin = embedded_postgres_url(folder + "/pg")
-    dsn, _ = dsl.create_pg(admin)
-    atexit.register(dsl.drop_pg, admin, dsn)
+    dsn = dsl.throwaway_pg(admin)
     store, _, loaded, indexed = dsl.load_pg(dsn, rows)
     store.close()
     print(f"loaded {rows} metas in {loaded:.0f}s, indexes {indexed:.0f}s", flush=True)

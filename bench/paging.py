@@ -16,12 +16,9 @@ the start: the token carries a keyset cursor, not an offset.
 from __future__ import annotations
 
 import argparse
-import atexit
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import dsl  # noqa: E402
 from bench.dsl import pct  # noqa: E402
-from mmdm.adapters.metadata.embedded import embedded_postgres_url  # noqa: E402
 from mmdm.adapters.search import SearchService  # noqa: E402
 from mmdm.query import compile_sql, parse  # noqa: E402
 
@@ -76,13 +72,7 @@ def main() -> None:
     ap.add_argument("--pg", default="embedded",
                     help="a PostgreSQL admin URL, or 'embedded' (the default store)")
     args = ap.parse_args()
-    admin = args.pg
-    if admin == "embedded":
-        folder = tempfile.mkdtemp(prefix="mmdm-bench-paging-pg-")
-        atexit.register(shutil.rmtree, folder, True)  # after the server's own exit handler
-        admin = embedded_postgres_url(folder + "/pg")
-    dsn, _ = dsl.create_pg(admin)
-    atexit.register(dsl.drop_pg, admin, dsn)
+    dsn = dsl.throwaway_pg(args.pg)
     store, dataset_id, loaded, indexed = dsl.load_pg(dsn, args.rows)
     print(f"{args.rows:,} rows loaded in {loaded:.0f}s, indexes {indexed:.0f}s", flush=True)
     search = SearchService(store)
