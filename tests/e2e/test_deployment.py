@@ -140,9 +140,15 @@ def test_gallery_inside_airflow_while_runs_go_on(deployment, workspace, runs):
         page.click("#export")
         # The export runs as a task of the job DAG, queued on the executor beside the
         # pipeline runs going on: it takes a scheduler loop or two, not a request's time.
-        page.wait_for_function(
-            "() => /rows exported/.test(document.querySelector('#export-status').textContent)",
-            timeout=180_000)
+        # Wait for either outcome, so a failed export shows its error, not a timeout.
+        try:
+            page.wait_for_function(
+                "() => /rows exported|Export failed/.test("
+                "document.querySelector('#export-status').textContent)", timeout=240_000)
+        except Exception as exc:  # still waiting: say where the job stands
+            jobs = [(j.job_id, j.status) for j in _jobs(workspace, SHARDED, "FileMetaExport")]
+            raise AssertionError(f"the export did not end in 240 s: "
+                                 f"{page.text_content('#export-status')!r}, jobs {jobs}") from exc
         assert "Succeeded: 6 rows exported" in page.text_content("#export-status")
         browser.close()
     exports = _jobs(workspace, SHARDED, "FileMetaExport")
