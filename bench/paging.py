@@ -11,6 +11,7 @@ the start: the token carries a keyset cursor, not an offset.
     python bench/paging.py                              # 1M rows, embedded PostgreSQL
     python bench/paging.py --rows 10000000
     python bench/paging.py --pg postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/paging.py --rows 10000000 --pg URL --keep-pg mmdm_bench_10m  # with dsl.py's
 """
 
 from __future__ import annotations
@@ -71,9 +72,18 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--pg", default="embedded",
                     help="a PostgreSQL admin URL, or 'embedded' (the default store)")
+    ap.add_argument("--keep-pg", metavar="NAME",
+                    help="load into this database on the --pg server and keep it (reused if "
+                         "loaded, e.g. by bench/dsl.py --keep-pg with the same --rows)")
     args = ap.parse_args()
-    dsn = dsl.throwaway_pg(args.pg)
-    store, dataset_id, loaded, indexed = dsl.load_pg(dsn, args.rows)
+    if not args.keep_pg:
+        store, dataset_id, loaded, indexed = dsl.load_pg(dsl.throwaway_pg(args.pg), args.rows)
+    elif args.pg == "embedded":
+        raise SystemExit("--keep-pg needs the URL of a server that outlives this run")
+    else:
+        dsn, loaded_before = dsl.create_pg(args.pg, args.keep_pg)
+        store, dataset_id, loaded, indexed = (
+            dsl.reuse_pg if loaded_before else dsl.load_pg)(dsn, args.rows)
     print(f"{args.rows:,} rows loaded in {loaded:.0f}s, indexes {indexed:.0f}s", flush=True)
     search = SearchService(store)
     print(f"{'listing':16} {'matches':>9} {'pages':>7} {'seconds':>8} {'rows/s':>8} "

@@ -15,6 +15,10 @@ right after every file was read.
     python bench/scan.py                 # 100k files, SQLite
     python bench/scan.py --files 1000000 --sizes 1000000
     python bench/scan.py --files 20000 --store postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/scan.py --store embedded  # the workspace default: embedded PostgreSQL
+
+A PostgreSQL store gets a throw-away database (on the server of the URL given, or on an
+embedded server in a temporary folder), dropped at exit.
 """
 
 from __future__ import annotations
@@ -113,7 +117,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "mmdm-bench-scan"))
-    ap.add_argument("--store", help="metadata store URL (default: a fresh SQLite file)")
+    ap.add_argument("--store", help="a PostgreSQL admin URL, or 'embedded' (default: a fresh "
+                    "SQLite file per scan)")
     ap.add_argument("--sizes", help="comma-separated file counts (default: N/4, N/2, N)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -121,6 +126,10 @@ def main() -> None:
         print(json.dumps(scan_once(Path(args.child), args.store)))
         return
     base = Path(args.dir)
+    if args.store:
+        from bench.dsl import throwaway_pg
+
+        args.store = throwaway_pg(args.store)
     sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else [
         args.files // 4, args.files // 2, args.files]
     print(f"{'files':>9} {'cold files/s':>13} {'warm files/s':>13} {'peak RSS MB':>12} "
@@ -149,7 +158,7 @@ def main() -> None:
               f"{max(cold['peak_rss_mb'], warm['peak_rss_mb']):>12.1f} "
               f"{max(cold['worker_rss_mb'], warm['worker_rss_mb']):>10.1f} "
               f"{warm['rescan_s']:>10.2f}", flush=True)
-    print(f"store: {'PostgreSQL' if args.store and 'postgres' in args.store else 'SQLite'}; "
+    print(f"store: {'PostgreSQL' if args.store else 'SQLite'}; "
           f"cold = page cache emptied by {how}; target: cold >= 10,000 files/s, flat memory")
 
 

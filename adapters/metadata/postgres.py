@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_dumps
 
-from .store import MetadataStore
+from .store import MetadataStore, dumps_json
 
 
 # Memory for a query's bitmaps and sorts, raised to at least this on the store's connection
@@ -37,8 +37,12 @@ class PostgresMetadataStore(MetadataStore):
         # generic plan that ignores how selective this call's filter is (measured: 200 ms and
         # short vector results at 0.01 %, bench/vectors.py). Plan every run for its values.
         conn.execute("SET plan_cache_mode = force_custom_plan")
+        set_json_dumps(dumps_json, conn)  # this connection's JSON only, not the process's
         self.dsn = dsn
         super().__init__(conn)
+
+    def writer_connection(self) -> PostgresMetadataStore:
+        return PostgresMetadataStore(self.dsn)
 
     def _sql(self, sql: str) -> str:
         # Store SQL uses "?" and contains no literal "%" or "?"; compiled queries from the

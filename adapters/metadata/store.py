@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from operator import attrgetter
 from typing import Any
 
+import orjson
+
 from ..errors import AdapterError, AlreadyExistsError, NotFoundError
 from ..ids import new_dataset_id, new_job_id, new_prompt_id
 from ..timeutil import now_ms, to_iso
@@ -60,6 +62,15 @@ def database_errors(what: str = "this query") -> Iterator[None]:
         retriable = isinstance(exc, psycopg.OperationalError) or "locked" in str(exc)
         raise AdapterError(f"the metadata database could not run {what}: "
                            f"{type(exc).__name__}: {exc}", retriable=retriable) from exc
+
+
+def dumps_json(value: Any) -> bytes:
+    """A file meta's JSON, keys sorted, by orjson (about 5x json's speed: hot in scans), or by
+    json where orjson refuses the value (integers past 64 bits, keys that are not strings)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True).encode()
 
 
 class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
@@ -152,6 +163,14 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def writer_connection(self) -> MetadataStore | None:
+        """A second connection to the same database for writes that a thread of their own can
+        overlap with the caller's work, or None where that does not pay. On PostgreSQL the
+        server does the work of a statement while the client waits without the GIL; SQLite
+        works inside the client and gives the GIL up and back for each row, so a writing
+        thread slows the one it should relieve (measured: FileMetaBuild 9,900 -> 9,250 files/s)."""
+        return None
 
     def _schema_version(self) -> int:
         raise NotImplementedError
@@ -395,6 +414,12 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
             (dataset_id, dataset_version, *extra),
         )
         return int(row[0])
+
+    def has_file_metas(self, dataset_id: str, dataset_version: str) -> bool:
+        """Whether the version has a meta of any status (one index probe)."""
+        return self.fetchone("SELECT 1 FROM file_metas WHERE dataset_id = ? "
+                             "AND dataset_version = ? LIMIT 1",
+                             (dataset_id, dataset_version)) is not None
 
     def key_span(self, dataset_id: str, dataset_version: str) -> int:
         """How many keys lie between the version's first and last ACTIVE file (inclusive): an

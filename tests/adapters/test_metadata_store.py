@@ -78,6 +78,20 @@ def test_file_meta_round_trip_keeps_every_field(store, dataset):
     assert '"user-delete-ai-tags": ["wet road"]' in pai["Tags"]
 
 
+@pytest.mark.parametrize("attributes", [
+    {"ImageWidth": 800, "Caption": "Käfer, 東京", "Crop": {"y": 2, "x": [1.5, None, True]}},
+    {"Serial": 2**70, "Offset": -2**65},  # past 64 bits: json writes what orjson refuses
+    {},
+])
+def test_meta_attributes_keep_every_json_value(store, dataset, attributes):
+    meta = _meta(dataset.dataset_id, "a.jpg", meta_attributes=attributes)
+    store.upsert_file_metas([meta])
+    assert store.get_file_meta(meta.file_meta_id).meta_attributes == attributes
+    if store.dialect == "sqlite":  # stored as valid JSON text, queryable by SQLite's functions
+        assert store.fetchone("SELECT json_valid(meta_attributes), typeof(meta_attributes) "
+                              "FROM file_metas") == (1, "text")
+
+
 def test_effective_tags_follow_pai_rule():
     assert effective_tags(["Lane line", "Water horse", "Sunny day"],
                           ["Everett", "Cloudy day"], ["Sunny day"]) == [

@@ -214,3 +214,70 @@ def test_a_missing_or_empty_folder_never_marks_the_version_deleted(store, tmp_pa
     assert store.count_file_metas(ds, "v1") == 3
     emptied = build_file_metas(store, ds, "v1", allow_empty=True)  # they really are gone
     assert emptied.deleted == 3 and store.count_file_metas(ds, "v1") == 0
+
+
+def _connections(store) -> int:
+    """Sessions open on the store's PostgreSQL database (0 on SQLite)."""
+    if store.dialect != "postgres":
+        return 0
+    return store.fetchone("SELECT COUNT(*) FROM pg_stat_activity "
+                          "WHERE datname = current_database()")[0]
+
+
+def test_a_failed_write_fails_the_scan_before_any_file_is_marked_deleted(
+        store, tmp_path, monkeypatch):
+    """On PostgreSQL a thread writes each batch on a connection of its own while the next is
+    built: its error must still stop the scan, and the files the scan never reached must not
+    read as vanished."""
+    root = tmp_path / "imgs"
+    for i in range(8):
+        _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)), 1_700_000_000)
+    ds = _register(store, root)
+    assert build_file_metas(store, ds, "v1", batch_size=2).new == 8
+    for i in range(8):  # every file changed: every batch writes
+        _write(root / f"{i}.png", image_bytes("png", colour=(i, 9, 0)), 1_700_000_100)
+    sessions = _connections(store)
+
+    store_class, writes = type(store), []
+    upsert = store_class.upsert_file_metas
+
+    def fail_third(self, metas, **kw):
+        writes.append(len(metas))
+        if len(writes) == 3:
+            raise RuntimeError("disk full")
+        return upsert(self, metas, **kw)
+
+    monkeypatch.setattr(store_class, "upsert_file_metas", fail_third)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_file_metas(store, ds, "v1", batch_size=2)
+    monkeypatch.undo()
+    assert len(writes) == 3  # the scan stopped at the failed batch: no write after it
+    job = store.list_jobs(ds, "v1", "FileMetaBuild")[0]
+    assert job.status == "Failed"
+    assert any("disk full" in line for line in store.job_logs(job.job_id))
+    metas = list(store.iter_file_metas(ds, "v1"))
+    assert [m.status for m in metas] == ["ACTIVE"] * 8
+    # The two batches before the failure were committed; the rest keep their old content.
+    assert sorted(m.file_update_time for m in metas) == [1_700_000_000_000] * 4 + [
+        1_700_000_100_000] * 4
+    assert _connections(store) == sessions  # the writer's connection was closed
+
+    again = build_file_metas(store, ds, "v1", batch_size=2)  # the next scan finishes the job
+    assert (again.changed, again.unchanged, again.deleted) == (4, 4, 0)
+
+
+def test_a_first_build_looks_nothing_up_and_later_scans_do(store, tmp_path, monkeypatch):
+    root = tmp_path / "imgs"
+    for i in range(5):
+        _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)))
+    ds = _register(store, root)
+    lookups = []
+    lookup = type(store).scan_lookup
+    monkeypatch.setattr(type(store), "scan_lookup",
+                        lambda self, *a: lookups.append(a) or lookup(self, *a))
+    assert build_file_metas(store, ds, "v1", batch_size=2).new == 5
+    assert lookups == []
+    (root / "0.png").unlink()
+    again = build_file_metas(store, ds, "v1", batch_size=2)
+    assert len(lookups) == 2  # four files listed, in two batches
+    assert (again.new, again.unchanged, again.deleted) == (0, 4, 1)
