@@ -93,6 +93,10 @@ MUTANTS = [
            "if estimate < EXACT_COUNT_UP_TO:  # few expected: count on, the figure may be far off",
            "if False:",
            ("tests/api/test_estimated_counts.py",)),
+    Mutant("search-estimate-prices-sorting-unscaled", "adapters/search.py",
+           "return total, True, ms * total / counted",
+           "return total, True, ms",
+           ("tests/api/test_estimated_counts.py",)),
     # -- FileMetaBuild ---------------------------------------------------------------------
     Mutant("scan-size-alone-proves-unchanged", "adapters/scan.py",
            'return (status == "ACTIVE" and size == obj.size and mtime == obj.mtime_ms',

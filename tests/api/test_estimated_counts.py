@@ -76,3 +76,29 @@ def test_sqlite_counts_exactly(tmp_path, low_bound):
                                       file_name=f"f{i}.png", file_dir="") for i in range(9)])
     page = SearchService(store).search(ds.dataset_id, "v1", parse("MaxResults=2"))
     assert (page.total_count, page.total_is_estimate) == (9, False)
+
+
+def test_an_estimate_prices_sorting_at_every_match_not_at_those_counted(
+        built, low_bound, monkeypatch):
+    """The count behind an estimate stopped early; sorting would collect every match, so the
+    time counted is scaled up to them before it is set against walking the key order."""
+    svc = SearchService(built.store)
+    counted: list[int] = []
+    count = svc._timed_count
+
+    def one_ms_a_count(*args, **kw):  # every count takes 1 ms, however many it found
+        n, _ = count(*args, **kw)
+        counted.append(n)
+        return n, 1.0
+
+    monkeypatch.setattr(svc, "_timed_count", one_ms_a_count)
+    query = parse("MaxResults=3")
+    total, estimated, ms = svc._total(built.dataset_id, "v1", query, False)
+    assert estimated and total > counted[-1]
+    assert ms == pytest.approx(len(counted) * total / counted[-1])
+    # Walking costs more than the 1 ms counted, less than sorting every match would.
+    walk_rows = min(built.store.key_span(built.dataset_id, "v1"), 4 * built.store.key_span(
+        built.dataset_id, "v1") / total)
+    monkeypatch.setattr(search_module, "WALK_MS_PER_ROW", (1.0 + ms) / 2 / walk_rows)
+    page = svc.search(built.dataset_id, "v1", query)
+    assert page.total_is_estimate and "walking the key order" in page.plan
