@@ -233,10 +233,9 @@ class _Examiner:
             return self._driver.submit(lambda: list(threads.map(self._examine, objs)))
         storage = self.storage
         assert isinstance(storage, LocalStorage)
-        keys = [o.key for o in objs]
         pool = self._pool() if len(objs) >= PROCESS_BATCH else None
         if pool is None:
-            self._driver.submit(storage.read_ahead, keys, CHUNK_BYTES)
+            self._driver.submit(storage.read_ahead, [o.key for o in objs], CHUNK_BYTES)
             return _Later(lambda: examine_all(storage, objs, self.max_pixels))
 
         def in_processes() -> list[Examined]:

@@ -199,13 +199,19 @@ def create_pg(admin: str, name: str | None = None) -> tuple[str, bool]:
     return urlsplit(admin)._replace(path="/" + name).geturl(), exists
 
 
-def throwaway_pg(admin: str) -> str:
-    """The URL of a database dropped at exit, on the server at ``admin``, or for
-    ``'embedded'`` on an embedded server (the default store) in a temporary folder."""
+def pg_server(admin: str) -> str:
+    """``admin``, or for ``'embedded'`` the admin URL of an embedded server (the default
+    store) in a temporary folder, removed at exit."""
     if admin == "embedded":
         folder = tempfile.mkdtemp(prefix="mmdm-bench-pg-")
         atexit.register(shutil.rmtree, folder, True)  # runs after the server's own exit handler
         admin = embedded_postgres_url(folder + "/pg")
+    return admin
+
+
+def throwaway_pg(admin: str) -> str:
+    """The URL of a database dropped at exit, on the server at ``admin`` (see ``pg_server``)."""
+    admin = pg_server(admin)
     dsn, _ = create_pg(admin)
     atexit.register(drop_pg, admin, dsn)
     return dsn
@@ -348,10 +354,7 @@ def main() -> None:
                     help="load into this PostgreSQL database and keep it (reused if loaded)")
     args = ap.parse_args()
     search_module.EXACT_COUNT_UP_TO = args.exact_count_up_to
-    if args.pg == "embedded":
-        folder = tempfile.mkdtemp(prefix="mmdm-bench-dsl-pg-")
-        atexit.register(shutil.rmtree, folder, True)  # runs after the server's own exit handler
-        args.pg = embedded_postgres_url(folder + "/pg")
+    args.pg = pg_server(args.pg)
     engines = [e for e in args.engines.split(",") if e]
     base_n = min(args.rows, args.baseline_rows)
     print(f"{args.rows:,} rows; baseline over {base_n:,} rows in memory"

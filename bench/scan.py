@@ -17,8 +17,9 @@ right after every file was read.
     python bench/scan.py --files 20000 --store postgresql://postgres@127.0.0.1:5432/postgres
     python bench/scan.py --store embedded  # the workspace default: embedded PostgreSQL
 
-A PostgreSQL store gets a throw-away database (on the server of the URL given, or on an
-embedded server in a temporary folder), dropped at exit.
+With PostgreSQL each scan gets a fresh database (on the server of the URL given, or on an
+embedded server in a temporary folder), dropped after it, as SQLite gets a fresh file: a
+scan's figure does not depend on the rows the scans before it wrote.
 """
 
 from __future__ import annotations
@@ -127,9 +128,9 @@ def main() -> None:
         return
     base = Path(args.dir)
     if args.store:
-        from bench.dsl import throwaway_pg
+        from bench.dsl import create_pg, drop_pg, pg_server
 
-        args.store = throwaway_pg(args.store)
+        admin = pg_server(args.store)
     sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else [
         args.files // 4, args.files // 2, args.files]
     print(f"{'files':>9} {'cold files/s':>13} {'warm files/s':>13} {'peak RSS MB':>12} "
@@ -142,17 +143,21 @@ def main() -> None:
         rows = {}
         for mode in ("cold", "warm"):
             db = None if args.store else base / f"meta-{n}-{time.time_ns()}.db"
-            store = args.store or f"sqlite:///{db}"
+            store = create_pg(admin)[0] if args.store else f"sqlite:///{db}"
             if mode == "cold":
                 how = evict(root, db)
             else:
                 warm_up(root)
-            out = subprocess.run([sys.executable, __file__, "--child", str(root), "--store",
-                                  store], check=True, capture_output=True, text=True).stdout
+            try:
+                out = subprocess.run([sys.executable, __file__, "--child", str(root), "--store",
+                                      store], check=True, capture_output=True, text=True).stdout
+            finally:
+                if db is None:
+                    drop_pg(admin, store)
+                else:
+                    for f in db.parent.glob(db.name + "*"):
+                        f.unlink()
             rows[mode] = json.loads(out.strip().splitlines()[-1])
-            if db is not None:
-                for f in db.parent.glob(db.name + "*"):
-                    f.unlink()
         cold, warm = rows["cold"], rows["warm"]
         print(f"{n:>9,} {cold['files_per_s']:>13,} {warm['files_per_s']:>13,} "
               f"{max(cold['peak_rss_mb'], warm['peak_rss_mb']):>12.1f} "
