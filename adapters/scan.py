@@ -362,7 +362,7 @@ class FileMetaBuilder:
         with self.store.seen_files(self.dataset_id, self.version) as seen:
             writer = _Writer(self.store, result.job_id)
             try:
-                # On OSS batch k+1 is examined (in threads) while batch k is written here.
+                # Batch k+1 is examined (worker processes; threads on OSS) while k is written.
                 current = self._start(next(batches, None))
                 while current is not None:
                     following = self._start(next(batches, None))
