@@ -7,14 +7,14 @@ write, except a touched one (same bytes, new time): its time is recorded, so it 
 A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears. A file that
 cannot be used is a recorded per-file failure and the scan goes on.
 
-Local files are read ahead (the kernel fetches files while the ones before are examined),
-and large batches are examined by worker processes while the batch before is written (see
-``_Examiner``); on PostgreSQL a thread writes it while the main thread builds the next one
-(see ``_Writer``). A first build (a version with no metas) looks nothing up. They are hashed in 1 MiB chunks (memory flat in the file's size); the
-header is probed from the same open file, and the size and time recorded are that file's
-(fstat), so all three describe the bytes hashed. A file whose size or time differs after the
-read from before it, or that gave fewer or more bytes than its size, "changed while being
-read": a failure.
+A first build (a version with no metas yet) looks nothing up. Local files are read ahead (the
+kernel fetches files while the ones before are examined), and large batches are examined by
+worker processes while the batch before is written (see ``_Examiner``); on PostgreSQL a
+thread writes it while the main thread builds the next one (see ``_Writer``). Files are
+hashed in 1 MiB chunks (memory flat in the file's size); the header is probed from the same
+open file, and the size and time recorded are that file's (fstat), so all three describe the
+bytes hashed. A file whose size or time differs after the read from before it, or that gave
+fewer or more bytes than its size, "changed while being read": a failure.
 
 No directory entry aborts the scan. Per kind (``failed``: recorded in the job's files with the
 reason, the job ends PartialFailed, the next scan tries again; ``skipped``: counted, logged
