@@ -297,8 +297,9 @@ class _Writer:
     write stops the scan one batch later, before any file is marked DELETED.
     """
 
-    def __init__(self, store: MetadataStore, job_id: str):
+    def __init__(self, store: MetadataStore, job_id: str, first_build: bool):
         self.job_id = job_id
+        self.first_build = first_build  # no meta exists yet: the store may insert plainly
         self._own = store.writer_connection()
         self.store = self._own or store
         self._thread = ThreadPoolExecutor(1) if self._own else None
@@ -329,7 +330,8 @@ class _Writer:
         touched = [(o.obj.size, o.obj.mtime_ms, o.touched) for o in outcomes
                    if o.touched is not None]
         with self.store.transaction():
-            self.store.upsert_file_metas(metas, update_columns=SCAN_COLUMNS)
+            self.store.upsert_file_metas(metas, update_columns=SCAN_COLUMNS,
+                                         likely_new=self.first_build)
             if touched:  # the content is the same: tags and vectors stay valid
                 self.store.executemany(
                     "UPDATE file_metas SET data_size = ?, file_update_time = ? WHERE pk = ?",
@@ -353,14 +355,16 @@ class FileMetaBuilder:
         self.first_build = False  # the version had no metas: nothing to look up
 
     def run(self, result: ScanResult, meter: ProgressMeter, batch_size: int) -> None:
-        listing = (o for o in self.storage.list() if self._keep(o, result))
-        batches = _batches(listing, batch_size)
         # A first build skips the lookups (on PostgreSQL 10 % of its time). A second scan
         # running at once on the same empty version then counts some files "new" twice; the
-        # upserts still leave one meta a file.
+        # upserts still leave one meta a file. Nor does it need the listing's sizes and
+        # times: every file is read, and its meta takes them from the open file.
         self.first_build = not self.store.has_file_metas(self.dataset_id, self.version)
+        listing = (o for o in self.storage.list(sizes=not self.first_build)
+                   if self._keep(o, result))
+        batches = _batches(listing, batch_size)
         with self.store.seen_files(self.dataset_id, self.version) as seen:
-            writer = _Writer(self.store, result.job_id)
+            writer = _Writer(self.store, result.job_id, self.first_build)
             try:
                 # Batch k+1 is examined (worker processes; threads on OSS) while k is written.
                 current = self._start(next(batches, None))

@@ -39,6 +39,7 @@ class PostgresMetadataStore(MetadataStore):
         conn.execute("SET plan_cache_mode = force_custom_plan")
         set_json_dumps(dumps_json, conn)  # this connection's JSON only, not the process's
         self.dsn = dsn
+        self._types: dict[str, str] | None = None  # file_metas' column types, for COPY
         super().__init__(conn)
 
     def writer_connection(self) -> PostgresMetadataStore:
@@ -79,23 +80,51 @@ class PostgresMetadataStore(MetadataStore):
         row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0] or 0)
 
-    def _upsert_rows(self, cols: Sequence[str], conflict: str, rows: list[tuple]) -> None:
+    def _upsert_rows(self, cols: Sequence[str], conflict: str, rows: list[tuple],
+                     likely_new: bool) -> None:
         if len(rows) < COPY_FROM_ROWS:
-            return super()._upsert_rows(cols, conflict, rows)
+            return super()._upsert_rows(cols, conflict, rows, likely_new)
         # One statement may not update a row twice: the last of a file's rows wins, as with
         # a statement per row.
         scope = [cols.index(c) for c in _SCOPE]
         rows = list({tuple(r[i] for i in scope): r for r in rows}.values())
         names = ", ".join(cols)
         with self._lock, self._conn.cursor() as cur:  # inside the caller's transaction
+            if likely_new:
+                # Straight into the table: no staging copy and no conflict checks (a first
+                # build of 1M files: about 10 % less server time a file). If another scan
+                # wrote one of these files meanwhile, the savepoint undoes the batch and it
+                # is upserted.
+                try:
+                    with self._conn.transaction():
+                        self._copy(cur, "file_metas", cols, rows)
+                    return
+                except psycopg.errors.UniqueViolation:
+                    pass
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS file_metas_incoming ON COMMIT DELETE "
                         f"ROWS AS SELECT {names} FROM file_metas WITH NO DATA")
             cur.execute("TRUNCATE file_metas_incoming")  # an earlier batch of this transaction
-            with cur.copy(f"COPY file_metas_incoming ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self._copy(cur, "file_metas_incoming", cols, rows)
             cur.execute(f"INSERT INTO file_metas ({names}) SELECT {names} FROM "
                         f"file_metas_incoming {conflict}")
+
+    def _copy(self, cur: psycopg.Cursor, table: str, cols: Sequence[str],
+              rows: list[tuple]) -> None:
+        # Declared types: psycopg then picks each column's dumper once, not once a value
+        # (measured: 8.4 -> 5.0 us a file meta, on the thread that also builds them).
+        types = [self._column_types()[c] for c in cols]  # before the COPY holds the connection
+        with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+
+    def _column_types(self) -> dict[str, str]:
+        if self._types is None:
+            self._types = dict(self._conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = 'file_metas'::regclass AND attnum > 0 AND NOT attisdropped"
+            ).fetchall())
+        return self._types
 
     def _add_seen(self, pks: Sequence[int]) -> None:
         # One statement per batch: a statement per key made an unchanged re-scan of 100k

@@ -321,11 +321,14 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
         return tuple(values)
 
     def upsert_file_metas(
-        self, metas: Iterable[FileMeta], *, update_columns: Sequence[str] | None = None
+        self, metas: Iterable[FileMeta], *, update_columns: Sequence[str] | None = None,
+        likely_new: bool = False,
     ) -> None:
         """Insert metas, or update the existing row of the same (dataset, version, Uri).
 
         ``update_columns`` limits what an existing row takes over (a scan must not clear tags).
+        ``likely_new``: the caller expects no meta of these files to exist (a first build), so
+        a store may try a plain insert first; the result is the same either way.
         """
         cols = _STORED_COLUMNS
         update = [c for c in (update_columns or cols) if c not in
@@ -337,10 +340,12 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
         rows = [self._meta_row(m) for m in metas]
         if rows:
             with self.transaction():
-                self._upsert_rows(cols, conflict, rows)
+                self._upsert_rows(cols, conflict, rows, likely_new)
 
-    def _upsert_rows(self, cols: Sequence[str], conflict: str, rows: list[tuple]) -> None:
-        """``INSERT INTO file_metas (cols) ... conflict`` for every row, later rows winning."""
+    def _upsert_rows(self, cols: Sequence[str], conflict: str, rows: list[tuple],
+                     likely_new: bool) -> None:
+        """``INSERT INTO file_metas (cols) ... conflict`` for every row, later rows winning.
+        (On SQLite an upsert of a new row costs what an insert does: ``likely_new`` is moot.)"""
         self.executemany(f"INSERT INTO file_metas ({', '.join(cols)}) VALUES "
                          f"({', '.join('?' * len(cols))}) {conflict}", rows)
 

@@ -15,6 +15,9 @@ def is_supported_image(key: str) -> bool:
     return posixpath.splitext(key)[1].lower() in IMAGE_EXTENSIONS
 
 
+UNKNOWN = -1  # the size and time of a file listed without them (``list(sizes=False)``)
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """One stored object. ``key`` is relative to the storage root, ``/``-separated."""
@@ -36,8 +39,11 @@ class Storage(Protocol):
 
     root_uri: str
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every object under ``prefix``, streamed page by page (never the whole listing)."""
+    def list(self, prefix: str = "", *, sizes: bool = True) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, streamed page by page (never the whole listing).
+        ``sizes=False``: a caller that reads every file anyway (and takes its size and time
+        from the read) lets a storage that must ask for them file by file list plain files
+        with ``UNKNOWN`` size and time instead."""
         ...
 
     def head(self, key: str) -> ObjectInfo: ...

@@ -13,7 +13,7 @@ from typing import BinaryIO
 from urllib.parse import quote, unquote, urlparse
 
 from ..errors import AdapterError, AlreadyExistsError, ConfigError, NotFoundError
-from .base import ObjectInfo
+from .base import UNKNOWN, ObjectInfo
 
 
 def local_path(uri: str) -> Path:
@@ -62,13 +62,15 @@ class LocalStorage:
             raise ConfigError(f"key {key!r} leaves the storage root")
         return os.path.join(self._root_str, norm)
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list(self, prefix: str = "", *, sizes: bool = True) -> Iterator[ObjectInfo]:
         """Every file under ``prefix``, streamed. An entry that is not a usable file is listed
         with ``problem`` saying why rather than dropped or raised: a name that is not UTF-8,
         a symlink loop, a dangling link, a link leading outside the root, an entry that
         vanished or cannot be stat'ed; with ``skip`` too when it is no file at all (a FIFO,
         socket, device, or a link to a folder: links to folders are never followed). A
-        sub-folder that cannot be listed is listed as its key plus "/", with its problem."""
+        sub-folder that cannot be listed is listed as its key plus "/", with its problem.
+        ``sizes=False``: a plain file (not a link) is listed from its folder entry alone, with
+        ``UNKNOWN`` size and time: no stat, the costliest step of listing a cold folder."""
         # An explicit stack of directories and os.scandir iterators keep memory to one
         # directory entry at a time, whatever the tree's size.
         start = self._path(prefix) if prefix else self._root_str
@@ -87,7 +89,7 @@ class LocalStorage:
             try:
                 with os.scandir(directory) as entries:
                     for entry in entries:
-                        info = self._entry(entry, cut)
+                        info = self._entry(entry, cut, sizes)
                         if info is None:
                             stack.append(entry.path)
                         else:
@@ -98,7 +100,7 @@ class LocalStorage:
                 key = directory[cut:].replace(os.sep, "/") + "/"
                 yield self._unusable(key, f"folder cannot be listed: {_why(exc)}")
 
-    def _entry(self, entry: os.DirEntry, cut: int) -> ObjectInfo | None:
+    def _entry(self, entry: os.DirEntry, cut: int, sizes: bool) -> ObjectInfo | None:
         """What the listing says about one entry; None for a folder to descend into."""
         key = entry.path[cut:].replace(os.sep, "/")
         link = False
@@ -107,6 +109,8 @@ class LocalStorage:
                 return None
             if not _is_utf8(key):
                 return self._unusable(key, "name is not valid UTF-8")
+            if not sizes and entry.is_file(follow_symlinks=False):  # the entry's type: no stat
+                return ObjectInfo(key, self._uri(key), UNKNOWN, UNKNOWN)
             link = entry.is_symlink()
             if link and not self._link_allowed(entry.path):
                 return self._unusable(key, OUTSIDE_ROOT)

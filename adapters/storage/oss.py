@@ -96,8 +96,8 @@ class OssStorage:
             raise ConfigError(f"{uri!r} is not under {self.root_uri}")
         return full_key[len(self.prefix):]
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        try:
+    def list(self, prefix: str = "", *, sizes: bool = True) -> Iterator[ObjectInfo]:
+        try:  # the listing carries sizes and times (and ETags) whatever ``sizes`` says
             for obj in oss2.ObjectIteratorV2(self._bucket, prefix=self.prefix + prefix,
                                              max_keys=_PAGE_SIZE):
                 if obj.key.endswith("/"):  # a "folder" placeholder object

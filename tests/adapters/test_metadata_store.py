@@ -245,7 +245,8 @@ def _batch(ds: str, n: int, **kw) -> list[FileMeta]:
 
 
 @pytest.mark.parametrize("n", [3, 150])  # PostgreSQL COPYs batches of 64 or more
-def test_a_batch_upsert_stores_what_row_by_row_upserts_store(store, dataset, n):
+@pytest.mark.parametrize("likely_new", [False, True])  # a first build's hint: it may be wrong
+def test_a_batch_upsert_stores_what_row_by_row_upserts_store(store, dataset, n, likely_new):
     from mmdm.query import parse
     from mmdm.adapters.search import SearchService
 
@@ -253,15 +254,15 @@ def test_a_batch_upsert_stores_what_row_by_row_upserts_store(store, dataset, n):
     metas = _batch(ds, n)
     stale = _meta(ds, metas[0].file_name, data_size=-1)  # a file twice in a batch: last wins
     with store.transaction():  # two batches in one transaction, a file in both
-        store.upsert_file_metas(metas[: n // 2])
-        store.upsert_file_metas([stale, *metas[n // 2:], metas[0]])
+        store.upsert_file_metas(metas[: n // 2], likely_new=likely_new)
+        store.upsert_file_metas([stale, *metas[n // 2:], metas[0]], likely_new=likely_new)
     for meta in metas:
         got = store.get_file_meta(meta.file_meta_id)
         assert got == FileMeta(**{**meta.__dict__, "pk": got.pk}), meta.file_name
     assert store.count_file_metas(ds, "v1") == n
 
     rescanned = [_meta(ds, m.file_name, data_size=m.data_size + 1000) for m in metas]
-    store.upsert_file_metas(rescanned, update_columns=SCAN_COLUMNS)
+    store.upsert_file_metas(rescanned, update_columns=SCAN_COLUMNS, likely_new=likely_new)
     for meta in metas:
         got = store.get_file_meta(meta.file_meta_id)
         assert (got.data_size, got.tags_ai, got.description) == (

@@ -266,18 +266,29 @@ def test_a_failed_write_fails_the_scan_before_any_file_is_marked_deleted(
     assert (again.changed, again.unchanged, again.deleted) == (4, 4, 0)
 
 
-def test_a_first_build_looks_nothing_up_and_later_scans_do(store, tmp_path, monkeypatch):
+def test_a_first_build_neither_looks_up_nor_lists_sizes_and_later_scans_do(
+        store, tmp_path, monkeypatch):
+    """A first build reads every file: the lookups and the listing's sizes and times (a stat
+    a file) would be spent for nothing. Its metas take them from the files as read."""
     root = tmp_path / "imgs"
     for i in range(5):
-        _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)))
+        _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)), 1_700_000_000 + i)
     ds = _register(store, root)
-    lookups = []
+    lookups, listings = [], []
     lookup = type(store).scan_lookup
     monkeypatch.setattr(type(store), "scan_lookup",
                         lambda self, *a: lookups.append(a) or lookup(self, *a))
-    assert build_file_metas(store, ds, "v1", batch_size=2).new == 5
-    assert lookups == []
+    storage = ReadRecordingStorage(root)
+    listing = storage.list
+    monkeypatch.setattr(storage, "list", lambda **kw: listings.append(kw) or listing(**kw))
+    assert build_file_metas(store, ds, "v1", storage=storage, batch_size=2).new == 5
+    assert lookups == [] and listings == [{"sizes": False}]
+    for i in range(5):
+        m = _meta(store, ds, root, f"{i}.png")
+        assert (m.data_size, m.file_update_time, m.file_create_time) == (
+            (root / f"{i}.png").stat().st_size, (1_700_000_000 + i) * 1000,
+            (1_700_000_000 + i) * 1000)
     (root / "0.png").unlink()
-    again = build_file_metas(store, ds, "v1", batch_size=2)
-    assert len(lookups) == 2  # four files listed, in two batches
+    again = build_file_metas(store, ds, "v1", storage=storage, batch_size=2)
+    assert len(lookups) == 2 and listings[1:] == [{"sizes": True}]  # 4 files, 2 batches
     assert (again.new, again.unchanged, again.deleted) == (0, 4, 1)

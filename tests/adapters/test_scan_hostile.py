@@ -140,8 +140,8 @@ class _RemovesAfterListing(LocalStorage):
         super().__init__(root.as_uri())
         self.change = change
 
-    def list(self, prefix=""):
-        listed = list(super().list(prefix))
+    def list(self, prefix="", **kw):
+        listed = list(super().list(prefix, **kw))
         self.change()
         yield from listed
 
@@ -182,8 +182,8 @@ class _RemovesAFolderWhileListing(LocalStorage):
     """The real local storage; ``sub/`` goes once the first root-level file is listed, so
     the listing cannot open it (folders are listed after the files beside them)."""
 
-    def list(self, prefix=""):
-        for n, obj in enumerate(super().list(prefix)):
+    def list(self, prefix="", **kw):
+        for n, obj in enumerate(super().list(prefix, **kw)):
             if n == 0:
                 shutil.rmtree(self.root / "sub")
             yield obj

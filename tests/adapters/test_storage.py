@@ -3,6 +3,7 @@ checks signatures as OSS does (V1, V4, STS tokens, signed URLs)."""
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.error
 import urllib.request
@@ -67,6 +68,29 @@ def test_local_list_is_recursive_and_relative(tmp_path):
     assert objs["a/b/x y.jpg"].uri.endswith("/a/b/x%20y.jpg")
     assert s.key_of(objs["a/b/x y.jpg"].uri) == "a/b/x y.jpg"
     assert [o.key for o in s.list("a")] == ["a/b/x y.jpg"]
+
+
+def test_local_list_without_sizes_stats_no_plain_file(tmp_path):
+    """``sizes=False`` (a first build reads every file anyway) lists a plain file from its
+    folder entry; a link still goes through the checks a stat makes, and what is no file is
+    still skipped."""
+    from mmdm.adapters.storage.base import UNKNOWN
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.jpg").write_bytes(b"12345")
+    os.symlink("a/x.jpg", tmp_path / "link.jpg")
+    os.symlink("nowhere.jpg", tmp_path / "dangling.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    s = LocalStorage(str(tmp_path))
+    with_sizes = {o.key: o for o in s.list()}
+    objs = {o.key: o for o in s.list(sizes=False)}
+    assert set(objs) == set(with_sizes) == {"a/x.jpg", "link.jpg", "dangling.jpg", "pipe.jpg"}
+    assert (objs["a/x.jpg"].size, objs["a/x.jpg"].mtime_ms) == (UNKNOWN, UNKNOWN)
+    assert with_sizes["a/x.jpg"].size == 5 and with_sizes["a/x.jpg"].mtime_ms > 0
+    for key in ("link.jpg", "dangling.jpg", "pipe.jpg"):  # as listed with sizes
+        assert objs[key] == with_sizes[key]
+    assert objs["link.jpg"].size == 5 and objs["pipe.jpg"].skip
+    assert objs["dangling.jpg"].problem.startswith("dangling link")
 
 
 def test_local_read_write_head(tmp_path):
