@@ -7,7 +7,8 @@ write, except a touched one (same bytes, new time): its time is recorded, so it 
 A file that vanished becomes Status=DELETED, and comes back ACTIVE if it reappears. A file that
 cannot be used is a recorded per-file failure and the scan goes on.
 
-A first build (a version with no metas yet) looks nothing up. Local files are read ahead (the
+A first build (a version with no metas yet) looks nothing up and lists no sizes (each file's
+are taken from its read; locally that saves a stat a file). Local files are read ahead (the
 kernel fetches files while the ones before are examined), and large batches are examined by
 worker processes while the batch before is written (see ``_Examiner``); on PostgreSQL a
 thread writes it while the main thread builds the next one (see ``_Writer``). Files are
@@ -202,6 +203,8 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 # core (measured: threads were slower than inline). Smaller batches are examined inline.
 PROCESS_BATCH = 1000
 PROCESS_CHUNK = 250
+# A scan that wrote this many metas has the store refresh its planner statistics.
+ANALYZE_AFTER_WRITES = 10_000
 
 
 class _Examiner:
@@ -393,6 +396,8 @@ class FileMetaBuilder:
                     "no file is marked DELETED by this run", level="WARN")
             else:
                 result.deleted = seen.mark_unseen_deleted()
+        if result.new + result.changed + result.restored >= ANALYZE_AFTER_WRITES:
+            self.store.analyze_file_metas()  # the next scan's lookups and searches plan on it
 
     def _refuse_emptying(self, result: ScanResult) -> None:
         """An empty listing of a version that has files is far likelier an unmounted or wrong

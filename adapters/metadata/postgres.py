@@ -126,6 +126,13 @@ class PostgresMetadataStore(MetadataStore):
             ).fetchall())
         return self._types
 
+    def analyze_file_metas(self) -> None:
+        # A table never analyzed yet reads as nearly empty to the planner: a re-scan right
+        # after the first build of 1M files looked each batch up by walking the whole version
+        # (PostgreSQL 15: 523 ms a batch, 234 s in all, against 16 s once analyzed). ANALYZE
+        # reads a fixed sample (30,000 rows), so it costs the same at any size.
+        self.execute("ANALYZE file_metas")
+
     def _add_seen(self, pks: Sequence[int]) -> None:
         # One statement per batch: a statement per key made an unchanged re-scan of 100k
         # files cost 7 s here against 2 s on SQLite.

@@ -426,6 +426,10 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
                              "AND dataset_version = ? LIMIT 1",
                              (dataset_id, dataset_version)) is not None
 
+    def analyze_file_metas(self) -> None:
+        """Refresh the planner's statistics of file metas, after a write of many rows. (SQLite
+        plans these lookups by its unique index whatever it knows: nothing to do.)"""
+
     def key_span(self, dataset_id: str, dataset_version: str) -> int:
         """How many keys lie between the version's first and last ACTIVE file (inclusive): an
         upper bound on its row count that two descents of ``file_metas_scope`` give, where

@@ -275,3 +275,20 @@ def test_a_batch_upsert_stores_what_row_by_row_upserts_store(store, dataset, n, 
             store.upsert_file_metas(_batch(ds, n + 10)[n:] + _batch(ds, n))
             raise RuntimeError("boom")
     assert store.count_file_metas(ds, "v1") == n
+
+
+def test_postgres_planner_statistics_are_refreshed_on_request(pg_dsn):
+    """A table never analyzed reads as empty to the planner, which then walks a whole version
+    for a batch of lookups; ``analyze_file_metas`` (after a large scan) gives it the rows."""
+    store = open_store(pg_dsn)
+    ds = store.create_dataset("stats", "oss://bkt/stats/").dataset_id
+    store.create_version(ds)
+    store.upsert_file_metas(_batch(ds, 150))
+
+    def planned_rows() -> float:
+        return store.fetchone("SELECT reltuples FROM pg_class WHERE oid = 'file_metas'::regclass")[0]
+
+    assert planned_rows() < 0  # never analyzed: unknown
+    store.analyze_file_metas()
+    assert planned_rows() == 150
+    store.close()

@@ -224,6 +224,30 @@ def _connections(store) -> int:
                           "WHERE datname = current_database()")[0]
 
 
+def test_a_scan_that_wrote_many_metas_refreshes_the_planner_statistics(
+        store, tmp_path, monkeypatch):
+    """PostgreSQL took a freshly built 1M-file version for empty and looked each batch of the
+    next scan up by walking the whole version (234 s instead of 16 s)."""
+    from mmdm.adapters import scan
+
+    monkeypatch.setattr(scan, "ANALYZE_AFTER_WRITES", 3)
+    root = tmp_path / "imgs"
+    for i in range(4):
+        _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)))
+    ds = _register(store, root)
+    analyzed = []
+    analyze = type(store).analyze_file_metas
+    monkeypatch.setattr(type(store), "analyze_file_metas",
+                        lambda self: analyzed.append(1) or analyze(self))
+    assert build_file_metas(store, ds, "v1").new == 4
+    assert analyzed == [1]
+    assert build_file_metas(store, ds, "v1").unchanged == 4
+    assert analyzed == [1]  # nothing written: nothing to refresh
+    _write(root / "4.png", image_bytes("png", colour=(4, 0, 0)))
+    assert build_file_metas(store, ds, "v1").new == 1
+    assert analyzed == [1]  # fewer writes than the threshold
+
+
 def test_a_failed_write_fails_the_scan_before_any_file_is_marked_deleted(
         store, tmp_path, monkeypatch):
     """On PostgreSQL a thread writes each batch on a connection of its own while the next is
