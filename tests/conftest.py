@@ -103,6 +103,18 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[MetadataStore]:
 
 
 @pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every timestamp mmdm takes falls in one millisecond, as on a fast machine now and
+    then: the job that starts is created in the millisecond the last one ended."""
+    from types import SimpleNamespace
+
+    from mmdm.adapters import timeutil
+    ms = timeutil.now_ms()
+    monkeypatch.setattr(timeutil, "time", SimpleNamespace(time_ns=lambda: ms * 1_000_000))
+    return ms
+
+
+@pytest.fixture
 def fake_oss() -> Iterator[FakeOss]:
     server = FakeOss().start()
     yield server

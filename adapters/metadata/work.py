@@ -36,8 +36,10 @@ class JobWorkMixin:
         changed file or an earlier failure all make it pending). Description vectors
         (``target="description"``, ``index_set`` named) are per index set: a file is pending
         while its description is not the text last embedded into that set. Full skips only
-        what was done (by this definition revision, for tags) since the job was created: the
+        what was done (by this definition revision, for tags) after the job was created: the
         files another job running at the same time (on PostgreSQL) already sent to the model.
+        After, not at: a job that ended in the millisecond this one was created did its work
+        before it, and a Full job redoes that.
         """
         sql = ("f.dataset_id = ? AND f.dataset_version = ? AND f.status = 'ACTIVE' AND NOT EXISTS "
                "(SELECT 1 FROM job_files j WHERE j.job_id = ? AND j.file_key = f.file_meta_id)")
@@ -56,7 +58,7 @@ class JobWorkMixin:
                 sql += f" AND NOT EXISTS ({embedded})"
                 params += (index_set,)
             else:
-                sql += f" AND NOT EXISTS ({embedded} AND s.update_time >= {since_created})"
+                sql += f" AND NOT EXISTS ({embedded} AND s.update_time > {since_created})"
                 params += (index_set, job_id)
         elif mode == "Increment" and target == "tag" and definition is not None:
             sql += f" AND NOT EXISTS ({tagged})"
@@ -65,11 +67,11 @@ class JobWorkMixin:
             done = _DONE_COLUMN[target]
             sql += f" AND (f.{done} IS NULL OR f.{done} <> f.file_fingerprint)"
         elif mode == "Full" and target == "tag" and definition is not None:
-            sql += f" AND NOT EXISTS ({tagged} AND s.update_time >= {since_created})"
+            sql += f" AND NOT EXISTS ({tagged} AND s.update_time > {since_created})"
             params += (*definition, job_id)
         elif mode == "Full" and target == "index":
             sql += (" AND NOT COALESCE(f.indexed_fingerprint = f.file_fingerprint AND "
-                    f"f.semantic_index_update_time >= {since_created}, FALSE)")
+                    f"f.semantic_index_update_time > {since_created}, FALSE)")
             params += (job_id,)
         elif mode != "Full":
             raise ValueError(f"JobMode must be Full or Increment, not {mode!r}")

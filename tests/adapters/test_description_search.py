@@ -145,7 +145,8 @@ def test_increment_follows_changed_removed_and_deleted_descriptions(described):
     assert described.index("file").total == 0
 
 
-def test_a_full_description_job_embeds_every_described_file_again(described):
+def test_a_full_description_job_embeds_every_described_file_again(frozen_clock, described):
+    """Even when the fixture's description job ended in the millisecond this one began."""
     summary = described.index("description", mode="Full")
     assert (summary.total, summary.completed, summary.failed) == (FILES, FILES, 0)
 

@@ -115,6 +115,22 @@ def test_increment_applies_a_new_revision_and_a_second_definition(store, version
     assert run_tagging_job(store, ds, "v1", tagger=tagger, prompt="pixels").total == 0
 
 
+def test_a_full_job_redoes_files_done_in_the_millisecond_it_began(store, version, tmp_path,
+                                                                   frozen_clock):
+    """Full skips only what another job did after it was created: the work of a job that
+    ended in the same millisecond (one after the other, on a fast machine) is redone."""
+    ds, _ = version
+    run_tagging_job(store, ds, "v1", tagger=LocalPixelTagger(), prompt="pixels")
+    tags = run_tagging_job(store, ds, "v1", tagger=LocalPixelTagger(), prompt="pixels",
+                           mode="Full")
+    assert (tags.total, tags.completed) == (15, 15)
+    embedder = LocalImageEmbedder()
+    vectors = MilvusVectorStore(str(tmp_path / "milvus.db"), "vecs", embedder.dimension)
+    run_index_job(store, ds, "v1", embedder=embedder, vector_store=vectors)
+    index = run_index_job(store, ds, "v1", embedder=embedder, vector_store=vectors, mode="Full")
+    assert (index.total, index.completed) == (15, 15)
+
+
 def test_per_file_failures_are_recorded_and_retried_by_increment(store, version):
     ds, _ = version
     broken = Counting(LocalPixelTagger(), fail_on={"black_"})
