@@ -203,8 +203,6 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
 # core (measured: threads were slower than inline). Smaller batches are examined inline.
 PROCESS_BATCH = 1000
 PROCESS_CHUNK = 250
-# A scan that wrote this many metas has the store refresh its planner statistics.
-ANALYZE_AFTER_WRITES = 10_000
 
 
 class _Examiner:
@@ -396,8 +394,7 @@ class FileMetaBuilder:
                     "no file is marked DELETED by this run", level="WARN")
             else:
                 result.deleted = seen.mark_unseen_deleted()
-        if result.new + result.changed + result.restored >= ANALYZE_AFTER_WRITES:
-            self.store.analyze_file_metas()  # the next scan's lookups and searches plan on it
+        self.store.refresh_statistics_after(result.new + result.changed + result.restored)
 
     def _refuse_emptying(self, result: ScanResult) -> None:
         """An empty listing of a version that has files is far likelier an unmounted or wrong

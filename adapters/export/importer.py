@@ -92,6 +92,7 @@ def import_file_metas(
             if len(batch) >= batch_size:
                 count += _flush(store, batch)
         count += _flush(store, batch)
+        store.refresh_statistics_after(count)
     except BaseException as exc:
         store.append_job_log(job.job_id, f"Job failed: {exc}", level="ERROR")
         store.finish_job(job.job_id, "Failed", {"error": str(exc), "RowCount": count})

@@ -45,6 +45,8 @@ FINAL_JOB_STATUSES = ("Succeeded", "PartialFailed", "Failed", "ManuallyStop")
 # worker is taken for lost: well above a slow model call or a big batch's commit.
 LOST_JOB_ACTIONS = ("FileMetaBuild", "IntelligentTag", "SemanticIndex")
 LOST_AFTER_S = 120.0
+# A job that wrote this many metas has the store refresh its planner statistics.
+ANALYZE_AFTER_WRITES = 10_000
 
 
 @contextmanager
@@ -429,6 +431,13 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
     def analyze_file_metas(self) -> None:
         """Refresh the planner's statistics of file metas, after a write of many rows. (SQLite
         plans these lookups by its unique index whatever it knows: nothing to do.)"""
+
+    def refresh_statistics_after(self, written: int) -> None:
+        """A job (a scan, an import) wrote ``written`` metas: when that is many, refresh the
+        statistics, so the next scan's lookups and the first searches plan on the rows that
+        are there rather than on a table the planner still takes for empty."""
+        if written >= ANALYZE_AFTER_WRITES:
+            self.analyze_file_metas()
 
     def key_span(self, dataset_id: str, dataset_version: str) -> int:
         """How many keys lie between the version's first and last ACTIVE file (inclusive): an

@@ -132,6 +132,30 @@ def test_import_modes_and_checks(store, built, tmp_path):
     assert job.status == "Failed"
 
 
+def test_a_large_import_refreshes_the_planner_statistics(store, built, monkeypatch):
+    """As a large scan does: a logical version filled with many rows is searched next."""
+    from mmdm.adapters.metadata import store as store_module
+
+    ds, metas = built
+    monkeypatch.setattr(store_module, "ANALYZE_AFTER_WRITES", 5)
+    analyzed = []
+    analyze = type(store).analyze_file_metas
+    monkeypatch.setattr(type(store), "analyze_file_metas",
+                        lambda self: analyzed.append(1) or analyze(self))
+    target = store.create_version(ds.dataset_id, source_type="LOGICAL").version_name
+
+    def rows(some):
+        query = parse(" OR ".join(f"DatasetFileMetaId='{m.file_meta_id}'" for m in some))
+        return iter_export_rows(SearchService(store), ds.dataset_id, "v1", query)
+
+    assert import_file_metas(store, ds.dataset_id, target, source_rows=rows(metas[:4]))[
+        "RowCount"] == 4
+    assert analyzed == []
+    assert import_file_metas(store, ds.dataset_id, target, source_rows=rows(metas))[
+        "RowCount"] == 7
+    assert analyzed == [1]
+
+
 def test_export_to_oss_and_load_from_it(store, built, fake_oss, tmp_path):
     ds, metas = built
     config = OssConfig(endpoint=fake_oss.endpoint, access_key_id="ak", access_key_secret="sk")

@@ -228,9 +228,9 @@ def test_a_scan_that_wrote_many_metas_refreshes_the_planner_statistics(
         store, tmp_path, monkeypatch):
     """PostgreSQL took a freshly built 1M-file version for empty and looked each batch of the
     next scan up by walking the whole version (234 s instead of 16 s)."""
-    from mmdm.adapters import scan
+    from mmdm.adapters.metadata import store as store_module
 
-    monkeypatch.setattr(scan, "ANALYZE_AFTER_WRITES", 3)
+    monkeypatch.setattr(store_module, "ANALYZE_AFTER_WRITES", 3)
     root = tmp_path / "imgs"
     for i in range(4):
         _write(root / f"{i}.png", image_bytes("png", colour=(i, 0, 0)))
