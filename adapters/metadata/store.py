@@ -245,8 +245,11 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
             raise NotFoundError(f"no dataset with id or name {id_or_name!r}")
         return Dataset(*row)
 
+    # Lists order by creation time, then by id: rows made in one millisecond (a script, a fast
+    # machine) keep one order from call to call, so pages of a list neither repeat nor skip.
     def list_datasets(self) -> list[Dataset]:
-        rows = self.fetchall(f"SELECT {self._DATASET_COLS} FROM datasets ORDER BY create_time")
+        rows = self.fetchall(f"SELECT {self._DATASET_COLS} FROM datasets "
+                             "ORDER BY create_time, dataset_id")
         return [Dataset(*r) for r in rows]
 
     _VERSION_COLS = ("dataset_id, version_name, version_number, uri, source_type, description, "
@@ -525,7 +528,7 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
     def owned_job(self, owner: str, job_action: str) -> Job | None:
         """The newest job of this action that ``owner`` started, if any."""
         row = self.fetchone(f"SELECT {self._JOB_COLS} FROM jobs WHERE owner = ? AND "
-                            "job_action = ? ORDER BY create_time DESC LIMIT 1",
+                            "job_action = ? ORDER BY create_time DESC, job_id DESC LIMIT 1",
                             (owner, job_action))
         return None if row is None else self._job_from_row(row)
 
@@ -575,7 +578,7 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
         if job_action is not None:
             sql += " AND job_action = ?"
             params.append(job_action)
-        rows = self.fetchall(sql + " ORDER BY create_time DESC", params)
+        rows = self.fetchall(sql + " ORDER BY create_time DESC, job_id DESC", params)
         return [self._job_from_row(r) for r in rows]
 
     def start_job(self, job_id: str, total_file_count: int = 0) -> None:
@@ -704,7 +707,7 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
         return self.get_prompt(old.prompt_id)
 
     def list_prompts(self) -> list[Prompt]:
-        rows = self.fetchall("SELECT prompt_id FROM prompts ORDER BY create_time")
+        rows = self.fetchall("SELECT prompt_id FROM prompts ORDER BY create_time, prompt_id")
         return [self.get_prompt(r[0]) for r in rows]
 
 

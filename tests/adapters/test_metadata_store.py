@@ -194,6 +194,17 @@ def test_jobs_counters_logs_and_per_file_outcomes(store, dataset):
         store.finish_job(job.job_id, "Running")
 
 
+def test_lists_keep_one_order_for_rows_made_in_one_millisecond(store, frozen_clock):
+    """Newest first, then by id: PostgreSQL returns ties in any order, and each page of a
+    list is a query of its own."""
+    datasets = [store.create_dataset(f"d{i}", "oss://b/").dataset_id for i in range(5)]
+    assert [d.dataset_id for d in store.list_datasets()] == sorted(datasets)
+    jobs = [store.create_job(datasets[0], "v1", "IntelligentTag").job_id for _ in range(5)]
+    assert [j.job_id for j in store.list_jobs(datasets[0])] == sorted(jobs, reverse=True)
+    prompts = [store.create_prompt(f"p{i}", {"a": "b"}).prompt_id for i in range(5)]
+    assert [p.prompt_id for p in store.list_prompts()] == sorted(prompts)
+
+
 def test_prompts_keep_tag_definitions_and_revisions(store):
     p = store.create_prompt("driving", {"Crosswalk": "White stripes", "Tunnel": "Tunnels"},
                             guide_prompt="As an experienced driver…")
