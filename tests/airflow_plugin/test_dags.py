@@ -14,7 +14,7 @@ from mmdm.adapters.samples import generate_samples
 def dagbag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder="dags")
+    bag = DagBag()  # the dags/ folder, as conftest configures it
     assert bag.import_errors == {}
     return bag
 

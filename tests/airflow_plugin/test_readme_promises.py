@@ -45,7 +45,7 @@ def _dataset(store, root, name=None):
 def dagbag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder="dags")
+    bag = DagBag()  # the dags/ folder, as conftest configures it
     assert bag.import_errors == {}
     return bag
 
