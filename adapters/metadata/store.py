@@ -513,15 +513,22 @@ class MetadataStore(JobWorkMixin, AdminMixin, JobConfigMixin):
         description: str | None = None,
         owner: str | None = None,
     ) -> Job:
-        """A new ``Pending`` job; ``owner`` names who runs it (see :meth:`owned_job`)."""
+        """A new ``Pending`` job; ``owner`` names who runs it (see :meth:`owned_job`).
+
+        Its create time is after that of every earlier job of the version, by a millisecond if
+        the clock has not moved on: "the latest job" (of an index set, of a version) is read
+        by create time, and two jobs made one after the other in one millisecond must not tie.
+        """
         job_id = new_job_id()
+        (last,) = self.fetchone("SELECT MAX(create_time) FROM jobs WHERE dataset_id = ? AND "
+                                "dataset_version = ?", (dataset_id, dataset_version))
         self.execute(
             "INSERT INTO jobs (job_id, dataset_id, dataset_version, job_action, job_mode, "
             "job_spec, description, status, create_time, owner) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, dataset_id, dataset_version, job_action, job_mode,
-             json.dumps(job_spec or {}, ensure_ascii=False), description, "Pending", now_ms(),
-             owner),
+             json.dumps(job_spec or {}, ensure_ascii=False), description, "Pending",
+             max(now_ms(), (last or 0) + 1), owner),
         )
         return self.get_job(job_id)
 

@@ -195,12 +195,20 @@ def test_jobs_counters_logs_and_per_file_outcomes(store, dataset):
 
 
 def test_lists_keep_one_order_for_rows_made_in_one_millisecond(store, frozen_clock):
-    """Newest first, then by id: PostgreSQL returns ties in any order, and each page of a
-    list is a query of its own."""
+    """By create time, then by id: PostgreSQL returns ties in any order, and each page of a
+    list is a query of its own. A version's jobs do not tie: each is created after the last."""
     datasets = [store.create_dataset(f"d{i}", "oss://b/").dataset_id for i in range(5)]
     assert [d.dataset_id for d in store.list_datasets()] == sorted(datasets)
     jobs = [store.create_job(datasets[0], "v1", "IntelligentTag").job_id for _ in range(5)]
-    assert [j.job_id for j in store.list_jobs(datasets[0])] == sorted(jobs, reverse=True)
+    assert [j.job_id for j in store.list_jobs(datasets[0])] == jobs[::-1]  # newest first
+    times = [store.get_job(j).create_time for j in jobs]
+    assert times == list(range(frozen_clock, frozen_clock + 5))
+    # Other versions' jobs may share a millisecond with these: the id decides.
+    others = [store.create_job(datasets[0], f"v{i}", "IntelligentTag").job_id
+              for i in range(2, 6)]
+    listed = [j.job_id for j in store.list_jobs(datasets[0])
+              if j.create_time == frozen_clock]
+    assert listed == sorted([jobs[0], *others], reverse=True)
     prompts = [store.create_prompt(f"p{i}", {"a": "b"}).prompt_id for i in range(5)]
     assert [p.prompt_id for p in store.list_prompts()] == sorted(prompts)
 

@@ -391,7 +391,8 @@ def test_query_type_errors(loaded: data.Loaded) -> None:
         svc.search(loaded.dataset_id, "v1", parse("Content:'a'"))
 
 
-def test_index_set_comes_from_the_latest_successful_index_job(tmp_path) -> None:
+def test_index_set_comes_from_the_latest_successful_index_job(tmp_path, frozen_clock) -> None:
+    """Latest by creation, even for jobs made in one millisecond."""
     store = open_store(f"sqlite:///{tmp_path / 'meta.db'}")
     ds = store.create_dataset("idx", tmp_path.as_uri())
     store.create_version(ds.dataset_id)
