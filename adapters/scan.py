@@ -48,6 +48,7 @@ import logging
 import multiprocessing
 import os
 import posixpath
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -192,6 +193,14 @@ def _read_and_examine(storage: LocalStorage, objs: list[ObjectInfo],
     return examine_all(storage, objs, max_pixels)
 
 
+def _start_worker() -> None:
+    """A worker process dies of SIGTERM, whatever its parent does with it. An Airflow task
+    process ignores SIGTERM in its forked children, and the pool terminates the other workers
+    when one was killed (out of memory): a worker that ignored that, blocked writing a result
+    no one reads any more, hung the scan for good."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     it = iter(items)
     while batch := list(islice(it, size)):
@@ -259,7 +268,8 @@ class _Examiner:
             # fork: "spawn" and "forkserver" would import the caller's __main__ again in each
             # worker, re-running a user's unguarded script. A forked worker only examines files.
             pool = ProcessPoolExecutor(self._process_count,
-                                       mp_context=multiprocessing.get_context("fork"))
+                                       mp_context=multiprocessing.get_context("fork"),
+                                       initializer=_start_worker)
             try:
                 pool.submit(os.getpid).result()
             except Exception as exc:  # noqa: BLE001 - any failure to start means inline

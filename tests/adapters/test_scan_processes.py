@@ -1,11 +1,14 @@
 """FileMetaBuild's worker processes: a large local batch is examined in other processes with
-the same outcome, file for file, as inline; a worker that dies costs no file, and where no
-process may be started (a daemonic parent, as in a Celery pool) the scan runs inline."""
+the same outcome, file for file, as inline; a worker that dies costs no file, in an Airflow
+task process too, and where no process may be started (a daemonic parent, as in a Celery
+pool) the scan runs inline."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 
 import pytest
 
@@ -42,6 +45,40 @@ class DiesInWorkers(LocalStorage):
         if key.endswith("bad.png") and os.getpid() != self.parent:
             os._exit(9)
         return super().open(key)
+
+
+class SignalRecordingStorage(LocalStorage):
+    """Appends, for each file a worker process opens, whether SIGTERM would kill it."""
+
+    def __init__(self, root, log, parent):
+        super().__init__(root.as_uri())
+        self.log, self.parent = str(log), parent
+
+    def open(self, key):
+        if os.getpid() != self.parent:
+            with open(self.log, "a") as fh:
+                fh.write(f"{signal.getsignal(signal.SIGTERM) is signal.SIG_DFL}\n")
+        return super().open(key)
+
+
+@pytest.fixture(params=["plain", "airflow-task"])
+def task_process(request):
+    """The process the scan runs in. Airflow's task runner catches SIGTERM, and its handler
+    does nothing in a forked child (``_on_term`` in airflow.sdk.execution_time.task_runner)."""
+    if request.param == "plain":
+        yield request.param
+        return
+    parent = os.getpid()
+
+    def on_term(signum, frame):
+        if os.getpid() != parent:
+            return  # as Airflow's: a forked child ignores the signal
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield request.param
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +124,28 @@ def test_worker_processes_examine_a_large_batch_as_inline_does(store, folder, tm
     assert metas == inline_metas
 
 
-def test_a_worker_that_dies_costs_no_file(store, folder):
-    result, metas, failures = _scan(store, folder, workers=2,
-                                    storage=DiesInWorkers(folder, os.getpid()))
+def test_a_worker_that_dies_costs_no_file(store, folder, task_process):
+    """When a worker is killed the pool terminates the others; one that outlived SIGTERM (in
+    an Airflow task) could block for good writing its result, and the scan with it."""
+    done: list = []
+    scan_thread = threading.Thread(target=lambda: done.append(_scan(
+        store, folder, workers=2, storage=DiesInWorkers(folder, os.getpid()))), daemon=True)
+    scan_thread.start()
+    scan_thread.join(timeout=120)
+    if not done:  # unblock the hung pool, so that the suite goes on
+        for child in multiprocessing.active_children():
+            child.kill()
+    assert done, "the scan hung after a worker died"
+    result, metas, failures = done[0]
     assert result.new == FILES + 1 - len(failures) == len(metas)  # examined inline instead
     assert folder.joinpath("bad.png").as_uri() in metas
+
+
+def test_workers_die_of_sigterm_whatever_the_task_process_does(store, folder, tmp_path,
+                                                                task_process):
+    log = tmp_path / "signals"
+    _scan(store, folder, workers=2, storage=SignalRecordingStorage(folder, log, os.getpid()))
+    assert log.read_text().split() and set(log.read_text().split()) == {"True"}
 
 
 def _scan_in_daemon(root: str, url: str, out) -> None:
