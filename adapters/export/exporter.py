@@ -47,7 +47,17 @@ def as_query(query: Query | str | Mapping[str, Any] | None) -> Query:
         return query
     if isinstance(query, str):
         return parse(query)
-    return parse_params(dict(query))
+    index_set_of(query)  # checked with the rest
+    return parse_params({k: v for k, v in query.items() if k != "IndexSetId"})
+
+
+def index_set_of(query: Query | str | Mapping[str, Any] | None) -> str | None:
+    """``IndexSetId`` among ListDatasetFileMetas-style parameters, as the gallery sends them
+    with a search: mmdm's, not a filter. A vector query searches that index set."""
+    value = query.get("IndexSetId") if isinstance(query, Mapping) else None
+    if value is not None and not isinstance(value, str):
+        raise AdapterError("give one IndexSetId", is_input_error=True)
+    return value or None
 
 
 def query_record(query: Query | str | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -76,7 +86,7 @@ def export_file_metas(
     """Write every match of ``query`` (no top-k cap unless it sets TopK) as an export folder
     and return where. Vector queries need ``search`` to carry an embedder and a vector store.
     """
-    q = as_query(query)
+    q, index_set = as_query(query), index_set_of(query)
     dataset_id = store.get_dataset(dataset_id).dataset_id
     search = search or SearchService(store)
     attributes = parse_attributes(filtered_attributes)
@@ -86,7 +96,8 @@ def export_file_metas(
     manifest = Manifest(
         dataset_id, version, to_iso(round(now.timestamp() * 1000)) or "", list(attributes),
         export_job_id=job_id, query=query_record(query),
-        index_set_id=search.index_set_for(dataset_id, version) if q.semantic else None,
+        index_set_id=(index_set or search.index_set_for(dataset_id, version)) if q.semantic
+        else None,
         embedding_model=getattr(search.embedder, "model", None) if q.semantic else None)
     jobs: dict[str, None] = {}  # the jobs behind the rows (bounded: a version has few)
     buffer: list[bytes] = []
@@ -100,7 +111,7 @@ def export_file_metas(
 
     columns = export_columns(attributes, store.dialect)
     for (_pk, line, tag_job, index_job, *_), _score in search.iter_match_rows(
-            dataset_id, version, q, columns=columns):
+            dataset_id, version, q, columns=columns, index_set_id=index_set):
         buffer.append(line.encode() + b"\n")
         manifest.row_count += 1
         for job in (tag_job, index_job):
@@ -137,10 +148,12 @@ def _part_name(index: int) -> str:
 
 
 def iter_export_rows(search: SearchService, dataset_id: str, version: str, query: Query,
-                     attributes: tuple[str, ...] = EXPORT_ATTRIBUTES) -> Iterator[dict[str, Any]]:
+                     attributes: tuple[str, ...] = EXPORT_ATTRIBUTES,
+                     index_set_id: str | None = None) -> Iterator[dict[str, Any]]:
     """The rows an export of ``query`` would write, as objects (an import from a query)."""
     columns = export_columns(attributes, search.store.dialect)
-    for row, _score in search.iter_match_rows(dataset_id, version, query, columns=columns):
+    for row, _score in search.iter_match_rows(dataset_id, version, query, columns=columns,
+                                              index_set_id=index_set_id):
         yield orjson.loads(row[1])
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AdapterError, InvalidParameterError
-from ..export.exporter import as_query, iter_export_rows
+from ..export.exporter import as_query, index_set_of, iter_export_rows
 from ..export.importer import import_file_metas
 from ..export.job import run_export_job
 from ..metadata import Job, MetadataStore
@@ -187,9 +187,10 @@ def run_job(store: MetadataStore, job: Job, resources: JobResources,
         source = None
         if not spec.get("manifestUri"):
             src = store.get_dataset(spec["srcDatasetId"])
+            query = _export_query(spec.get("query"))
             source = iter_export_rows(resources.search(store), src.dataset_id,
-                                      spec.get("srcDatasetVersion") or "v1",
-                                      as_query(_export_query(spec.get("query"))))
+                                      spec.get("srcDatasetVersion") or "v1", as_query(query),
+                                      index_set_id=index_set_of(query))
         return import_file_metas(
             store, ds, version, manifest_uri=spec.get("manifestUri") or None,
             source_rows=source, import_mode=spec.get("importMode") or "append",

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from mmdm.adapters.export import import_file_metas
-from mmdm.adapters.export.exporter import as_query, iter_export_rows
+from mmdm.adapters.export.exporter import as_query, index_set_of, iter_export_rows
 from mmdm.adapters.export.job import run_export_job
 
 from ..failures import fail_fast
@@ -133,7 +133,8 @@ class ImportOperator(DatasetVersionOperator):
             if not self.manifest_uri:
                 src = store.get_dataset(self.source_dataset or self.dataset)
                 source = iter_export_rows(SearchService(store), src.dataset_id,
-                                          self.source_version or "v1", as_query(self.query))
+                                          self.source_version or "v1", as_query(self.query),
+                                          index_set_id=index_set_of(self.query))
             result = import_file_metas(
                 store, self.dataset, self.version, manifest_uri=self.manifest_uri or None,
                 source_rows=source, import_mode=self.import_mode,
@@ -157,7 +158,8 @@ class SearchOperator(_SearchingOperator):
         store = hook.get_store()
         with fail_fast():
             q = as_query(self.query)
-            page = self.search_service(store).search(self.dataset, self.version, q)
+            page = self.search_service(store).search(self.dataset, self.version, q,
+                                                     index_set_id=index_set_of(self.query))
         out = {
             "TotalCount": page.total_count,
             "Plan": page.plan,

@@ -91,6 +91,35 @@ def test_export_defaults_to_the_workspace_and_takes_a_dsl(client, built):
     assert result["RowCount"] == 3
 
 
+def test_an_export_searches_the_index_set_the_gallery_chose(client, built):
+    """The gallery sends the index set it shows beside its search's parameters: an export of
+    that search takes it (it failed as an unknown parameter once the version had an index)."""
+    from mmdm.adapters.export.manifest import Manifest
+
+    jobs_url = f"/api/v1/datasets/{built.dataset_id}/datasetjobs"
+    sets = client.get(f"/api/v1/datasets/{built.dataset_id}/versions/v1/indexsets").json()
+    index_set = sets["IndexSets"][0]["IndexSetId"]
+    probe = next(iter(built.store.iter_file_metas(built.dataset_id, "v1")))
+    by_image = f"QueryImage='{probe.uri}' AND TopK=4"
+
+    def export(query):
+        r = client.post(jobs_url, json={"JobAction": "FileMetaExport",
+                                        "JobSpec": {"query": query}})
+        assert r.status_code == 200, r.text
+        return follow_job(client, jobs_url, r.json()["DatasetJobId"])
+
+    filtered = export({"QueryFileDir": "red", "IndexSetId": index_set})
+    assert (filtered["Status"], filtered["Result"]["RowCount"]) == ("Succeeded", 3)
+    similar = export({"QueryExpression": by_image, "IndexSetId": index_set})
+    assert (similar["Status"], similar["Result"]["RowCount"]) == ("Succeeded", 4)
+    manifest = Manifest.from_yaml(local_path(similar["Result"]["ManifestUri"]).read_text())
+    assert manifest.index_set_id == index_set
+    assert export({"QueryExpression": by_image, "IndexSetId": "no-such-set"})["Status"] == "Failed"
+    bad = client.post(jobs_url, json={"JobAction": "FileMetaExport", "JobSpec": {
+        "query": {"QueryFileDir": "red", "IndexSetId": ["a", "b"]}}})
+    assert bad.status_code == 400 and "IndexSetId" in bad.text
+
+
 @pytest.mark.parametrize("body, code", [
     ({"JobAction": "Transcode", "JobSpec": "{}"}, "InvalidParameter.JobAction"),
     ({"JobAction": "IntelligentTag", "JobSpec": "{}"}, "InvalidParameter.JobSpec.promptId"),
