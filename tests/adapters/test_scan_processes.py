@@ -73,6 +73,7 @@ def task_process(request):
     def on_term(signum, frame):
         if os.getpid() != parent:
             return  # as Airflow's: a forked child ignores the signal
+        raise SystemExit(128 + signum)  # the test process itself stays killable
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
